@@ -1,0 +1,94 @@
+"""The GraphQL schema: thin resolvers over services in ``server`` and ``privacy``.
+
+``build_schema`` refuses to build a schema in which any field lacks a declared permission,
+so an unguarded field can never be served.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import strawberry
+from strawberry.extensions import (
+    AddValidationRules,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    ParserCache,
+    QueryDepthLimiter,
+    SchemaExtension,
+    ValidationCache,
+)
+from strawberry.schema.config import StrawberryConfig
+from strawberry.types.base import StrawberryObjectDefinition
+
+from schema.access.mutations import AccessMutations
+from schema.access.queries import AccessQueries
+from schema.audit.queries import AuditQueries
+from schema.limits import IntrospectionPolicy, max_root_fields_rule
+from schema.observe import OperationObserver
+from schema.permissions import declared_roles
+from schema.system.queries import SystemQueries
+from server.observability.metrics import Metrics
+from server.settings import Settings
+
+
+@strawberry.type
+class Query(SystemQueries, AccessQueries, AuditQueries):
+    pass
+
+
+@strawberry.type
+class Mutation(AccessMutations):
+    pass
+
+
+class UnguardedFieldError(Exception):
+    """A field was declared without a permission; the schema is refused."""
+
+
+def build_schema(settings: Settings, *, metrics: Metrics | None = None) -> strawberry.Schema:
+    observer_metrics = metrics or Metrics()
+    root_fields_rule = max_root_fields_rule(settings.max_root_fields)
+    # Factories, not instances: each request gets its own extension objects and execution context.
+    extensions: list[Callable[[], SchemaExtension]] = [
+        lambda: OperationObserver(metrics=observer_metrics),
+        lambda: ParserCache(maxsize=settings.parser_cache_size),
+        lambda: IntrospectionPolicy(open_to_all=settings.demo),
+        lambda: ValidationCache(maxsize=settings.validation_cache_size),
+        lambda: QueryDepthLimiter(max_depth=settings.max_query_depth),
+        lambda: MaxAliasesLimiter(max_alias_count=settings.max_aliases),
+        lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
+        lambda: AddValidationRules([root_fields_rule]),
+    ]
+    schema = strawberry.Schema(
+        query=Query,
+        mutation=Mutation,
+        extensions=extensions,  # type: ignore[arg-type]
+        config=StrawberryConfig(auto_camel_case=True),
+    )
+    assert_every_field_guarded(schema)
+    return schema
+
+
+def assert_every_field_guarded(schema: strawberry.Schema) -> None:
+    unguarded = [
+        f"{type_name}.{field_name}" for type_name, field_name, roles in field_permissions(schema) if roles is None
+    ]
+    if unguarded:
+        raise UnguardedFieldError("fields without a declared permission: " + ", ".join(sorted(unguarded)))
+
+
+def field_permissions(schema: strawberry.Schema) -> list[tuple[str, str, frozenset[str] | None]]:
+    """(type, field, roles) for every field of every object type we defined."""
+    found: list[tuple[str, str, frozenset[str] | None]] = []
+    for type_name, graphql_type in schema._schema.type_map.items():
+        if type_name.startswith("__"):
+            continue
+        definition = getattr(graphql_type, "extensions", {}).get("strawberry-definition")
+        if not isinstance(definition, StrawberryObjectDefinition) or definition.is_input:
+            continue
+        for field in definition.fields:
+            roles = declared_roles(field.extensions)
+            name = schema.config.name_converter.get_graphql_name(field)
+            found.append((type_name, name, None if roles is None else frozenset(r.value for r in roles)))
+    return found

@@ -1,0 +1,39 @@
+"""The typed context every resolver receives (never Strawberry's default dict)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from starlette.concurrency import run_in_threadpool
+
+from server.auth.principal import Principal
+from server.runtime import Runtime, UnitOfWork
+
+T = TypeVar("T")
+
+
+@dataclass(slots=True)
+class Context:
+    runtime: Runtime
+    principal: Principal | None
+    request_id: str
+    log_fields: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def caller(self) -> Principal:
+        """The principal, which permissions have already proven present on any guarded field."""
+        if self.principal is None:
+            raise PermissionError("no principal on a guarded field")
+        return self.principal
+
+    async def run(self, work: Callable[[UnitOfWork], T]) -> T:
+        """Run ``work`` in one transaction on a worker thread, so blocking I/O never stalls the loop."""
+        actor = self.caller.actor
+
+        def in_transaction() -> T:
+            with self.runtime.unit_of_work(actor) as unit:
+                return work(unit)
+
+        return await run_in_threadpool(in_transaction)

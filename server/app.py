@@ -1,0 +1,57 @@
+"""The application factory: the only place that wires ``schema`` to the web server."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route, WebSocketRoute
+
+from schema import build_schema
+from server.http.graphql_endpoint import GraphQLEndpoint, build_view
+from server.http.health import healthz, readiness_endpoint
+from server.http.request_context import RequestContextMiddleware
+from server.observability.metrics import Metrics
+from server.runtime import Runtime, build_runtime
+from server.settings import Settings, load_settings
+
+
+def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Starlette:
+    """Build the ASGI app; the runtime (engine, keyring) is created here unless a test supplies one."""
+    runtime = runtime or build_runtime(settings)
+    metrics = Metrics()
+    schema = build_schema(settings, metrics=metrics)
+    endpoint = GraphQLEndpoint(runtime, build_view(runtime, schema))
+
+    async def metrics_endpoint(_request: Request) -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        yield
+        runtime.dispose()
+
+    app = Starlette(
+        routes=[
+            Route("/healthz", healthz, methods=["GET"]),
+            Route("/readyz", readiness_endpoint(runtime), methods=["GET"]),
+            Route("/metrics", metrics_endpoint, methods=["GET"]),
+            Route("/graphql", endpoint, methods=["GET", "POST"]),
+            WebSocketRoute("/graphql", endpoint),
+        ],
+        middleware=[Middleware(RequestContextMiddleware, metrics=metrics, max_body_bytes=settings.max_body_bytes)],
+        lifespan=lifespan,
+    )
+    app.state.runtime = runtime
+    app.state.schema = schema
+    return app
+
+
+def create_app_from_environment() -> Starlette:
+    """For uvicorn's factory mode, so each worker process builds its own engine and schema."""
+    return create_app(load_settings())

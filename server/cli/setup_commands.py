@@ -1,0 +1,153 @@
+"""init, migrate, serve and demo."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from typing import Any
+
+import uvicorn
+from rich.console import Console
+from sqlalchemy import select
+
+from privacy.keyring import KeyringError, generate_keyring, write_keyring_file
+from server.auth import api_keys
+from server.auth.principal import SYSTEM_ACTOR, Role
+from server.cli.errors import CliError
+from server.observability.logs import configure_logging
+from server.runtime import build_runtime
+from server.settings import Settings, load_settings
+from server.storage import migrate
+from server.storage.engine import build_engine
+from server.storage.tables import ApiKeyRow
+
+DEMO_DATA_DIR = ".audience/demo"
+
+
+def register(commands: Any) -> None:
+    init = commands.add_parser("init", help="create the data directory, keyring, database and first admin key")
+    init.set_defaults(handler=run_init)
+
+    migrate_parser = commands.add_parser("migrate", help="upgrade the database schema to the latest revision")
+    migrate_parser.add_argument("--revision", default="head", help="target revision (default: head)")
+    migrate_parser.set_defaults(handler=run_migrate)
+
+    serve = commands.add_parser("serve", help="serve GraphQL, /healthz, /readyz and /metrics")
+    serve.add_argument("--host", help="bind address (default: AUDIENCE_HOST or 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default: AUDIENCE_PORT or 8000)")
+    serve.set_defaults(handler=run_serve)
+
+    demo = commands.add_parser("demo", help="start the server on SQLite with demo data and GraphiQL")
+    demo.add_argument("--port", type=int, default=None, help="port (default: 8000)")
+    demo.add_argument("--no-serve", action="store_true", help="prepare the demo database and exit")
+    demo.set_defaults(handler=run_demo)
+
+
+def run_init(_arguments: argparse.Namespace, console: Console) -> int:
+    settings = load_settings()
+    initialize(settings, console)
+    return 0
+
+
+def initialize(settings: Settings, console: Console) -> str | None:
+    """Idempotent: creates only what is missing. Returns a new admin token if one was created."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    if settings.keyring is None and not settings.effective_keyring_path.exists():
+        write_keyring_file(settings.effective_keyring_path, generate_keyring())
+        console.print(f"created keyring {settings.effective_keyring_path} (mode 0600) - back it up; see docs/keys.md")
+    runtime = build_runtime(settings)
+    try:
+        with console.status("migrating the database"):
+            migrate.upgrade(runtime.engine)
+        console.print(f"database at revision {migrate.current_revision(runtime.engine)}")
+        with runtime.unit_of_work(SYSTEM_ACTOR) as unit:
+            has_admin = unit.session.scalar(select(ApiKeyRow.id).where(ApiKeyRow.role == Role.ADMIN.value).limit(1))
+            if has_admin is not None:
+                console.print("an admin key exists already; create more with `audience keys create --role admin`")
+                return None
+            issued = api_keys.create_key(unit.session, role=Role.ADMIN, label="first admin", now=unit.clock())
+            unit.audit("api_key.create", target=f"api_key:{issued.key_id}", details={"role": "admin"})
+        console.print("first admin key (shown once, store it now):")
+        console.print(issued.token, soft_wrap=True)
+        return issued.token
+    finally:
+        runtime.dispose()
+
+
+def run_migrate(arguments: argparse.Namespace, console: Console) -> int:
+    settings = load_settings()
+    engine = build_engine(settings.effective_database_url)
+    try:
+        with console.status(f"migrating to {arguments.revision}"):
+            migrate.upgrade(engine, arguments.revision)
+        console.print(f"database at revision {migrate.current_revision(engine)}")
+    finally:
+        engine.dispose()
+    return 0
+
+
+def run_serve(arguments: argparse.Namespace, console: Console) -> int:
+    overrides = {k: v for k, v in {"host": arguments.host, "port": arguments.port}.items() if v is not None}
+    settings = load_settings(**overrides)
+    serve(settings, console)
+    return 0
+
+
+def serve(settings: Settings, console: Console) -> None:
+    """Check everything that would fail later (keyring, database, migrations) before binding."""
+    runtime = build_runtime(settings)
+    try:
+        if not migrate.is_at_head(runtime.engine):
+            raise CliError("the database is not at the latest migration; run `audience migrate` (or `audience init`)")
+    finally:
+        runtime.dispose()
+    for name, value in settings.model_dump(exclude_none=True, exclude={"keyring"}).items():
+        os.environ[f"AUDIENCE_{name.upper()}"] = str(value)
+    configure_logging(settings.log_level)
+    console.print(f"serving on http://{settings.host}:{settings.port}/graphql (Ctrl+C to stop)")
+    uvicorn.run(
+        "server.app:create_app_from_environment",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        log_config=None,
+        access_log=False,
+    )
+
+
+def run_demo(arguments: argparse.Namespace, console: Console) -> int:
+    os.environ.setdefault("AUDIENCE_DATA_DIR", DEMO_DATA_DIR)
+    os.environ["AUDIENCE_DEMO"] = "true"
+    overrides: dict[str, object] = {} if arguments.port is None else {"port": arguments.port}
+    settings = load_settings(**overrides)
+    if settings.keyring is None and settings.effective_keyring_path.exists() is False:
+        console.print("preparing the demo data directory")
+    try:
+        token = initialize(settings, console)
+    except KeyringError as error:
+        raise CliError(str(error)) from None
+    if token is None:
+        token = _demo_admin_token(settings)
+        console.print("demo admin key for this run:")
+        console.print(token, soft_wrap=True)
+    console.print(
+        f"try: curl -s http://{settings.host}:{settings.port}/graphql -H 'authorization: Bearer {token}' "
+        "-H 'content-type: application/json' -d '{\"query\":\"{ viewer { role } }\"}'",
+        soft_wrap=True,
+    )
+    if not arguments.no_serve:
+        serve(settings, console)
+    return 0
+
+
+def _demo_admin_token(settings: Settings) -> str:
+    """The demo prints a fresh admin key at each start so the tour always has one to paste."""
+    runtime = build_runtime(settings)
+    try:
+        with runtime.unit_of_work(SYSTEM_ACTOR) as unit:
+            issued = api_keys.create_key(unit.session, role=Role.ADMIN, label="demo admin", now=unit.clock())
+            unit.audit("api_key.create", target=f"api_key:{issued.key_id}", details={"role": "admin"})
+        return issued.token
+    finally:
+        runtime.dispose()

@@ -1,0 +1,54 @@
+"""Structured JSON log lines.
+
+Only fields we put there on purpose reach a line: the message, the logger, the level and an
+allow-list of ``extra`` keys. Exception text is never formatted, because a driver's message
+(an IntegrityError's DETAIL, say) can quote a stored value.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+ALLOWED_EXTRA_FIELDS = frozenset(
+    {
+        "request_id", "method", "path", "status", "duration_ms", "operation", "role", "outcome",
+        "error_type", "where", "command", "rows", "checked", "count", "revision",
+    }
+)
+
+
+class JsonLineFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.msg if isinstance(record.msg, str) else type(record.msg).__name__,
+        }
+        for key in ALLOWED_EXTRA_FIELDS:
+            value = record.__dict__.get(key)
+            if value is not None:
+                line[key] = value
+        if record.exc_info and record.exc_info[0] is not None:
+            line["error_type"] = record.exc_info[0].__name__
+        return json.dumps(line, separators=(",", ":"), default=str)
+
+
+def configure_logging(level: str) -> None:
+    """One handler on the root logger; uvicorn's access log is replaced by our request line."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonLineFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    for name in ("uvicorn", "uvicorn.error"):
+        logging.getLogger(name).handlers[:] = []
+        logging.getLogger(name).propagate = True
+    logging.getLogger("uvicorn.access").disabled = True
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    # Strawberry logs every GraphQL error with its text; ours are shaped and logged in schema.errors.
+    logging.getLogger("strawberry.execution").setLevel(logging.CRITICAL)

@@ -1,0 +1,73 @@
+"""Process-wide runtime (settings, engine, keyring, clock) and the unit of work built on it.
+
+Built once by the app factory or a CLI command, never at import time. A unit of work owns
+one transaction: services receive its session and audit writer, and never commit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from privacy.audit import AuditEntry, AuditRecord, DetailValue, append_record
+from privacy.keyring import Keyring, KeyringError, load_keyring_file, loads_keyring
+from server.auth.principal import Actor
+from server.settings import Settings
+from server.storage.audit_store import SqlAuditStore
+from server.storage.base import utc_now
+from server.storage.engine import build_engine, session_factory
+
+Clock = Callable[[], datetime]
+
+
+@dataclass(frozen=True, slots=True)
+class UnitOfWork:
+    session: Session
+    keyring: Keyring
+    clock: Clock
+    actor: Actor
+
+    def audit(
+        self, action: str, *, target: str | None = None, details: dict[str, DetailValue] | None = None
+    ) -> AuditEntry:
+        record = AuditRecord(self.actor.key_id, self.actor.role, action, target, details)
+        return append_record(SqlAuditStore(self.session), self.keyring, self.clock, record)
+
+
+@dataclass(frozen=True, slots=True)
+class Runtime:
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    keyring: Keyring
+    clock: Clock = utc_now
+
+    @contextmanager
+    def unit_of_work(self, actor: Actor) -> Iterator[UnitOfWork]:
+        with self.sessions.begin() as session:
+            yield UnitOfWork(session=session, keyring=self.keyring, clock=self.clock, actor=actor)
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def load_keyring(settings: Settings) -> Keyring:
+    """The environment variable wins, for containers; otherwise the 0600 file."""
+    if settings.keyring is not None:
+        return loads_keyring(settings.keyring.get_secret_value(), origin="AUDIENCE_KEYRING")
+    return load_keyring_file(settings.effective_keyring_path)
+
+
+def build_runtime(settings: Settings, *, keyring: Keyring | None = None) -> Runtime:
+    if keyring is None:
+        keyring = load_keyring(settings)
+    engine = build_engine(settings.effective_database_url)
+    return Runtime(settings=settings, engine=engine, sessions=session_factory(engine), keyring=keyring)
+
+
+__all__ = ["Clock", "KeyringError", "Runtime", "UnitOfWork", "build_runtime", "load_keyring"]

@@ -1,0 +1,109 @@
+"""Configuration from ``AUDIENCE_*`` environment variables and an optional TOML file.
+
+Environment variables win over the file, so a container can override one value without
+rewriting the file. A wrong value stops start-up with one line naming the setting.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+ENV_PREFIX = "AUDIENCE_"
+CONFIG_FILE_VARIABLE = "AUDIENCE_CONFIG"
+MIN_ANONYMITY_THRESHOLD = 10
+
+LogLevel = Literal["debug", "info", "warning", "error"]
+
+
+class SettingsError(Exception):
+    """A setting is missing or wrong; the message names it and never echoes a secret."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", frozen=True)
+
+    data_dir: Path = Field(default=Path(".audience"), description="Where the SQLite file and keyring live.")
+    database_url: str = Field(default="", description="SQLAlchemy URL; empty means a SQLite file in data_dir.")
+    keyring_path: Path | None = Field(default=None, description="Keyring file; default data_dir/keyring.json.")
+    keyring: SecretStr | None = Field(default=None, description="Keyring JSON itself, for containers.")
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    workers: int = Field(default=1, ge=1, le=64)
+    anonymity_threshold: int = Field(default=50, ge=MIN_ANONYMITY_THRESHOLD)
+    log_level: LogLevel = "info"
+    demo: bool = Field(default=False, description="Demo mode: GraphiQL and introspection for everyone.")
+    graphiql: bool | None = Field(default=None, description="Serve GraphiQL; defaults to the demo flag.")
+    max_query_depth: int = Field(default=10, ge=2, le=50)
+    max_aliases: int = Field(default=15, ge=1, le=1000)
+    max_tokens: int = Field(default=5000, ge=100, le=1_000_000)
+    max_root_fields: int = Field(default=10, ge=1, le=100)
+    max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+    parser_cache_size: int = Field(default=1024, ge=16)
+    validation_cache_size: int = Field(default=1024, ge=16)
+
+    @model_validator(mode="after")
+    def _check_database_url(self) -> Settings:
+        url = self.database_url
+        if url and not url.startswith(("sqlite", "postgresql")):
+            raise ValueError("database_url must be a sqlite:// or postgresql:// URL")
+        return self
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'audience.db').as_posix()}"
+
+    @property
+    def effective_keyring_path(self) -> Path:
+        return self.keyring_path or self.data_dir / "keyring.json"
+
+    @property
+    def graphiql_enabled(self) -> bool:
+        return self.demo if self.graphiql is None else self.graphiql
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        config_file = os.environ.get(CONFIG_FILE_VARIABLE)
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if config_file:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(config_file)))
+        return tuple(sources)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build settings, turning any validation failure into one ``SettingsError`` line."""
+    config_file = os.environ.get(CONFIG_FILE_VARIABLE)
+    if config_file and not Path(config_file).is_file():
+        raise SettingsError(f"{CONFIG_FILE_VARIABLE}: config file {config_file} does not exist")
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as error:
+        raise SettingsError(_describe(error)) from None
+    except ValueError as error:  # a malformed TOML file
+        raise SettingsError(f"{CONFIG_FILE_VARIABLE}: config file cannot be parsed ({type(error).__name__})") from None
+
+
+def _describe(error: ValidationError) -> str:
+    first = error.errors(include_input=False, include_url=False)[0]
+    location = [str(part) for part in first["loc"]]
+    name = f"{ENV_PREFIX}{location[0].upper()}" if location else "settings"
+    message = first["msg"]
+    if first["type"] == "extra_forbidden":
+        message = "is not a known setting"
+    return f"invalid setting {name}: {message}"

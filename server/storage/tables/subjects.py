@@ -1,0 +1,67 @@
+"""Pseudonymous subjects, their keyed identifiers and their events.
+
+A subject id is random, assigned on first sight, and never derived from an identifier, so it
+reveals nothing about the person. Identifiers are stored only as keyed HMACs.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    SmallInteger,
+    String,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from server.storage.base import AutoBigInteger, Base, UtcDateTime
+
+
+class SubjectRow(Base):
+    __tablename__ = "subjects"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    merged_into: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class IdentityRow(Base):
+    __tablename__ = "identities"
+    __table_args__ = (UniqueConstraint("kind", "key_version", "pseudonym"),)
+
+    id: Mapped[int] = mapped_column(AutoBigInteger, primary_key=True)
+    subject_id: Mapped[int] = mapped_column(ForeignKey("subjects.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(24))
+    key_version: Mapped[int] = mapped_column(SmallInteger)
+    pseudonym: Mapped[bytes] = mapped_column(LargeBinary(32))
+    partner_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("partners.id"))
+    first_seen: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class EventRow(Base):
+    """The unique (source, event_id) pair makes a replayed batch a no-op in the database itself."""
+
+    __tablename__ = "events"
+    __table_args__ = (
+        UniqueConstraint("source", "event_id"),
+        Index("ix_events_subject_time", "subject_id", "occurred_at"),
+    )
+
+    id: Mapped[int] = mapped_column(AutoBigInteger, primary_key=True)
+    source: Mapped[str] = mapped_column(String(64))
+    event_id: Mapped[str] = mapped_column(String(128))
+    subject_id: Mapped[int] = mapped_column(ForeignKey("subjects.id", ondelete="CASCADE"))
+    type: Mapped[str] = mapped_column(String(48))
+    channel: Mapped[str] = mapped_column(String(16))
+    occurred_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    properties: Mapped[dict[str, Any]] = mapped_column(JSON)

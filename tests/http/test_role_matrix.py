@@ -1,0 +1,88 @@
+"""Each role against each root field, over HTTP: allowed roles get data, the others FORBIDDEN."""
+
+from __future__ import annotations
+
+import pytest
+
+from schema import build_schema
+from server.auth.principal import Role
+from server.settings import Settings
+from tests.support.live_server import LiveServer
+
+ALL = frozenset(Role)
+ADMIN = frozenset({Role.ADMIN})
+COMPLIANCE = frozenset({Role.COMPLIANCE})
+
+# The promise, written out: which role may call which root field.
+EXPECTED: dict[str, tuple[frozenset[Role], str]] = {
+    "Query.viewer": (ALL, "{ viewer { role } }"),
+    "Query.partners": (ADMIN, "{ partners { id } }"),
+    "Query.apiKeys": (ADMIN, "{ apiKeys { keyId } }"),
+    "Query.auditLog": (COMPLIANCE, "{ auditLog(first: 1) { seq } }"),
+    "Query.verifyAuditLog": (COMPLIANCE, "{ verifyAuditLog { intact } }"),
+    "Mutation.createPartner": (ADMIN, 'mutation { createPartner(name: "!", purposes: [ANALYTICS]) { errors { code } } }'),
+    "Mutation.createApiKey": (ADMIN, 'mutation { createApiKey(role: ANALYST, label: "") { errors { code } } }'),
+    "Mutation.revokeApiKey": (ADMIN, 'mutation { revokeApiKey(keyId: "0000000000000000") { revoked } }'),
+}
+
+
+def root_fields() -> dict[str, frozenset[str] | None]:
+    return {
+        f"{type_name}.{field}": roles
+        for type_name, field, roles in field_permissions_of_roots()
+    }
+
+
+def field_permissions_of_roots() -> list[tuple[str, str, frozenset[str] | None]]:
+    from schema import field_permissions
+
+    return [row for row in field_permissions(build_schema(Settings())) if row[0] in {"Query", "Mutation"}]
+
+
+def test_matrix_covers_every_root_field_and_matches_declarations() -> None:
+    declared = root_fields()
+    assert set(EXPECTED) == set(declared), "add new root fields to EXPECTED"
+    for name, (roles, _query) in EXPECTED.items():
+        assert declared[name] == frozenset(role.value for role in roles), name
+
+
+@pytest.mark.parametrize("role", list(Role), ids=[role.value for role in Role])
+def test_each_role_against_each_root_field(live_server: LiveServer, role: Role) -> None:
+    token = live_server.issue_key(role)
+    for name, (allowed, query) in EXPECTED.items():
+        body = live_server.graphql(query, token=token).json()
+        codes = [error["extensions"]["code"] for error in body.get("errors", [])]
+        if role in allowed:
+            assert "FORBIDDEN" not in codes and body["data"] is not None, (name, body)
+        else:
+            assert codes == ["FORBIDDEN"], (name, body)
+            assert body["data"] is None, name
+
+
+@pytest.mark.parametrize("token", [None, "", "aud_0000000000000000.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+                                   "not-a-key", "Bearer"])
+def test_missing_or_wrong_key_gets_unauthenticated_and_no_hint(live_server: LiveServer, token: str | None) -> None:
+    for name, (_roles, query) in EXPECTED.items():
+        response = live_server.graphql(query, token=token)
+        assert response.status_code == 401, name
+        assert response.json() == {
+            "errors": [{"message": "authentication required", "extensions": {"code": "UNAUTHENTICATED"}}]
+        }
+    unknown = live_server.graphql("{ noSuchField }", token=token)
+    assert unknown.status_code == 401, "an unknown field must look exactly like a known one"
+
+
+def test_revoked_key_is_refused_at_once(live_server: LiveServer) -> None:
+    admin = live_server.issue_key(Role.ADMIN)
+    victim = live_server.issue_key(Role.ANALYST)
+    assert live_server.graphql("{ viewer { role } }", token=victim).status_code == 200
+    key_id = victim.split("_", 1)[1].split(".", 1)[0]
+    revoked = live_server.graphql(f'mutation {{ revokeApiKey(keyId: "{key_id}") {{ revoked }} }}', token=admin)
+    assert revoked.json()["data"]["revokeApiKey"]["revoked"] is True
+    assert live_server.graphql("{ viewer { role } }", token=victim).status_code == 401
+
+
+def test_key_with_right_id_but_wrong_secret_is_refused(live_server: LiveServer) -> None:
+    token = live_server.issue_key(Role.ADMIN)
+    forged = token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB")
+    assert live_server.graphql("{ viewer { role } }", token=forged).status_code == 401
