@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from alembic import context
 
-from server.storage.base import Base
 from server.storage import tables  # noqa: F401  (registers every table on Base.metadata)
+from server.storage.base import Base
 
 config = context.config
 connection = config.attributes.get("connection")

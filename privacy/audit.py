@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from privacy.keyring import Keyring, KeyPurpose, VersionedKey
+from privacy.keyring import KeyPurpose, Keyring, VersionedKey
 
 GENESIS_HASH = bytes(32)
 DetailValue = str | int | bool | None

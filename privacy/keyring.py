@@ -130,8 +130,9 @@ def loads_keyring(text: str, *, origin: str) -> Keyring:
         versions = raw_keys.get(purpose.value)
         if not isinstance(versions, dict) or not versions:
             raise KeyringError(f"{origin} has no {purpose.value} key")
-        keys[purpose] = {_parse_version(v, origin, purpose): _decode_secret(s, origin, purpose)
-                         for v, s in versions.items()}
+        keys[purpose] = {
+            _parse_version(v, origin, purpose): _decode_secret(s, origin, purpose) for v, s in versions.items()
+        }
         chosen = raw_current.get(purpose.value)
         if not isinstance(chosen, int) or chosen not in keys[purpose]:
             raise KeyringError(f"{origin} names no valid current {purpose.value} key version")

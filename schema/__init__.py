@@ -63,7 +63,7 @@ def build_schema(settings: Settings, *, metrics: Metrics | None = None) -> straw
     schema = strawberry.Schema(
         query=Query,
         mutation=Mutation,
-        extensions=extensions,  # type: ignore[arg-type]
+        extensions=extensions,
         config=StrawberryConfig(auto_camel_case=True),
     )
     assert_every_field_guarded(schema)

@@ -45,47 +45,55 @@ class DomainError:
 _LIMIT_CODES = (
     (re.compile(r"exceeds maximum operation depth"), ErrorCode.QUERY_TOO_DEEP),
     (re.compile(r"[Aa]liases"), ErrorCode.TOO_MANY_ALIASES),
-    (re.compile(r"[Tt]oken"), ErrorCode.TOO_MANY_TOKENS),
+    (re.compile(r"more than \d+ tokens"), ErrorCode.TOO_MANY_TOKENS),
     (re.compile(r"introspection", re.IGNORECASE), ErrorCode.INTROSPECTION_DISABLED),
 )
 _SUGGESTION = re.compile(r"\s*Did you mean .*$", re.DOTALL)
 _QUOTED_VALUE = re.compile(r'"(?:[^"\\]|\\.)*"|\{.*\}|\[.*\]', re.DOTALL)
 _GOT_VALUE = re.compile(r"got invalid value [^;]*;?")
 _PARSE_DETAIL = re.compile(r"^Syntax Error:.*$", re.DOTALL)
+_QUOTED_NAME = re.compile(r"'([^']*)'")
 
 
-def scrub_message(message: str) -> str:
-    """Remove anything in a graphql-core message that could echo input or reveal the schema."""
+def scrub_message(message: str, known_names: frozenset[str] = frozenset()) -> str:
+    """Remove anything in a graphql-core message that could echo input or reveal the schema.
+
+    Quoted names survive only when the schema defines them, so a name the client made up
+    (which could be anything) is never repeated back.
+    """
     message = _SUGGESTION.sub("", message)
     message = _GOT_VALUE.sub("got an invalid value;", message)
-    return _QUOTED_VALUE.sub("<value>", message).strip()
+    message = _QUOTED_VALUE.sub("<value>", message)
+    return _QUOTED_NAME.sub(lambda m: m.group(0) if m.group(1) in known_names else "'<name>'", message).strip()
 
 
-def classify(error: GraphQLError) -> tuple[str, str]:
+def classify(error: GraphQLError, known_names: frozenset[str] = frozenset()) -> tuple[str, str]:
     """(code, message) for an error that carries no code of its own."""
-    if _PARSE_DETAIL.match(error.message):
-        return ErrorCode.GRAPHQL_PARSE_FAILED, "the document is not valid GraphQL"
     for pattern, code in _LIMIT_CODES:
         if pattern.search(error.message):
-            return code, scrub_message(error.message)
+            return code, scrub_message(error.message, known_names)
+    if _PARSE_DETAIL.match(error.message):
+        return ErrorCode.GRAPHQL_PARSE_FAILED, "the document is not valid GraphQL"
     if error.message.startswith("Variable"):
-        return ErrorCode.BAD_USER_INPUT, scrub_message(error.message)
-    return ErrorCode.GRAPHQL_VALIDATION_FAILED, scrub_message(error.message)
+        return ErrorCode.BAD_USER_INPUT, scrub_message(error.message, known_names)
+    return ErrorCode.GRAPHQL_VALIDATION_FAILED, scrub_message(error.message, known_names)
 
 
-def shape_errors(errors: list[GraphQLError], request_id: str) -> list[GraphQLError]:
+def shape_errors(
+    errors: list[GraphQLError], request_id: str, known_names: frozenset[str] = frozenset()
+) -> list[GraphQLError]:
     """Apply the policy above; called on every result the HTTP view returns."""
-    return [_shape(error, request_id) for error in errors]
+    return [_shape(error, request_id, known_names) for error in errors]
 
 
-def _shape(error: GraphQLError, request_id: str) -> GraphQLError:
+def _shape(error: GraphQLError, request_id: str, known_names: frozenset[str]) -> GraphQLError:
     code = (error.extensions or {}).get("code")
     if error.original_error is not None and code is None:
         return _mask(error, request_id)
     if code is None:
-        code, message = classify(error)
+        code, message = classify(error, known_names)
     else:
-        message = scrub_message(error.message)
+        message = scrub_message(error.message, known_names)
     return GraphQLError(message, nodes=error.nodes, path=error.path, extensions={"code": code})
 
 

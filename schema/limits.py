@@ -75,5 +75,5 @@ class IntrospectionPolicy(SchemaExtension):
         allowed = self.open_to_all or (principal is not None and principal.role in INTERNAL_ROLES)
         if not allowed:
             rules = tuple(self.execution_context.validation_rules)
-            self.execution_context.validation_rules = (*rules, NoSchemaIntrospectionCustomRule)  # type: ignore[assignment]
+            self.execution_context.validation_rules = (*rules, NoSchemaIntrospectionCustomRule)
         yield

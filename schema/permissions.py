@@ -41,8 +41,9 @@ def requires(*roles: Role) -> list[FieldExtension]:
     """The permission of one field, e.g. ``extensions=requires(Role.ADMIN)``."""
     if not roles:
         raise ValueError("a permission names at least one role")
-    return [PermissionExtension(permissions=[RoleRequired(frozenset(roles))], fail_silently=False,
-                                use_directives=False)]
+    return [
+        PermissionExtension(permissions=[RoleRequired(frozenset(roles))], fail_silently=False, use_directives=False)
+    ]
 
 
 def any_role() -> list[FieldExtension]:

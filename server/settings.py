@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -43,7 +43,7 @@ class Settings(BaseSettings):
     log_level: LogLevel = "info"
     demo: bool = Field(default=False, description="Demo mode: GraphiQL and introspection for everyone.")
     graphiql: bool | None = Field(default=None, description="Serve GraphiQL; defaults to the demo flag.")
-    max_query_depth: int = Field(default=10, ge=2, le=50)
+    max_query_depth: int = Field(default=10, ge=1, le=50)
     max_aliases: int = Field(default=15, ge=1, le=1000)
     max_tokens: int = Field(default=5000, ge=100, le=1_000_000)
     max_root_fields: int = Field(default=10, ge=1, le=100)
@@ -51,12 +51,12 @@ class Settings(BaseSettings):
     parser_cache_size: int = Field(default=1024, ge=16)
     validation_cache_size: int = Field(default=1024, ge=16)
 
-    @model_validator(mode="after")
-    def _check_database_url(self) -> Settings:
-        url = self.database_url
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, url: str) -> str:
         if url and not url.startswith(("sqlite", "postgresql")):
-            raise ValueError("database_url must be a sqlite:// or postgresql:// URL")
-        return self
+            raise ValueError("must be a sqlite:// or postgresql:// URL")
+        return url
 
     @property
     def effective_database_url(self) -> str:
@@ -103,7 +103,7 @@ def _describe(error: ValidationError) -> str:
     first = error.errors(include_input=False, include_url=False)[0]
     location = [str(part) for part in first["loc"]]
     name = f"{ENV_PREFIX}{location[0].upper()}" if location else "settings"
-    message = first["msg"]
+    message = first["msg"].removeprefix("Value error, ")
     if first["type"] == "extra_forbidden":
         message = "is not a known setting"
     return f"invalid setting {name}: {message}"

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import pytest
@@ -11,7 +11,6 @@ from server.runtime import Runtime, build_runtime
 from server.settings import Settings
 from server.storage import migrate
 from server.storage.engine import build_engine
-from tests.support.live_server import LiveServer, start_server
 from tests.support.databases import (
     BACKENDS,
     POSTGRES_ADMIN_URL,
@@ -20,6 +19,7 @@ from tests.support.databases import (
     migrated_sqlite_template,
     skip_or_fail,
 )
+from tests.support.live_server import LiveServer, start_server
 
 
 @pytest.fixture(scope="session")
@@ -53,7 +53,7 @@ def postgres_template(postgres: PostgresServer) -> str:
     return name
 
 
-def fresh_database_url(request: pytest.FixtureRequest, backend: str, directory: Path) -> Iterator[str]:
+def fresh_database_url(request: pytest.FixtureRequest, backend: str, directory: Path) -> Generator[str, None, None]:
     if backend == "sqlite":
         yield copy_sqlite(request.getfixturevalue("sqlite_template"), directory / "audience.db")
         return

@@ -37,9 +37,12 @@ class AccessMutations:
                     unit.session, name=name, purposes=[Purpose(p) for p in purposes], now=unit.clock()
                 )
             except PartnerError as error:
-                return CreatePartnerPayload(partner=None, errors=[DomainError(field="name", code=error.code, message=error.message)])
-            unit.audit("partner.create", target=f"partner:{partner.id}",
-                       details={"purposes": ",".join(partner.purposes)})
+                return CreatePartnerPayload(
+                    partner=None, errors=[DomainError(field="name", code=error.code, message=error.message)]
+                )
+            unit.audit(
+                "partner.create", target=f"partner:{partner.id}", details={"purposes": ",".join(partner.purposes)}
+            )
             return CreatePartnerPayload(partner=to_partner(partner), errors=[])
 
         return await info.context.run(work)
@@ -58,7 +61,9 @@ class AccessMutations:
                     unit.session, role=role, label=label, partner_id=partner_id, now=unit.clock()
                 )
             except ApiKeyError as error:
-                return CreateApiKeyPayload(key=None, token=None, errors=[DomainError(field=None, code=error.code, message=error.message)])
+                return CreateApiKeyPayload(
+                    key=None, token=None, errors=[DomainError(field=None, code=error.code, message=error.message)]
+                )
             unit.audit("api_key.create", target=f"api_key:{issued.key_id}", details={"role": issued.role.value})
             key = ApiKeyInfo(issued.key_id, issued.role, issued.partner_id, label, unit.clock(), None)
             return CreateApiKeyPayload(key=to_api_key(key), token=issued.token, errors=[])
@@ -70,7 +75,8 @@ class AccessMutations:
         def work(unit: UnitOfWork) -> RevokeApiKeyPayload:
             if not api_keys.revoke_key(unit.session, key_id=key_id, now=unit.clock()):
                 return RevokeApiKeyPayload(
-                    revoked=False, errors=[DomainError(field="keyId", code="NOT_FOUND", message="no live key has this id")]
+                    revoked=False,
+                    errors=[DomainError(field="keyId", code="NOT_FOUND", message="no live key has this id")],
                 )
             unit.audit("api_key.revoke", target=f"api_key:{key_id}")
             return RevokeApiKeyPayload(revoked=True, errors=[])

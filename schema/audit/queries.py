@@ -27,8 +27,10 @@ class AuditQueries:
             verdict = service.verify(unit.session, unit.keyring)
             unit.audit("audit.verify", details={"intact": verdict.intact, "checked": verdict.checked})
             return AuditVerification(
-                intact=verdict.intact, checked=verdict.checked,
-                first_bad_seq=verdict.first_bad_seq, problem=verdict.problem,
+                intact=verdict.intact,
+                checked=verdict.checked,
+                first_bad_seq=verdict.first_bad_seq,
+                problem=verdict.problem,
             )
 
         return await info.context.run(work)

@@ -57,9 +57,7 @@ def _hash_secret(secret: str) -> bytes:
     return hashlib.sha256(secret.encode("ascii")).digest()
 
 
-def create_key(
-    session: Session, *, role: Role, label: str, now: datetime, partner_id: int | None = None
-) -> IssuedKey:
+def create_key(session: Session, *, role: Role, label: str, now: datetime, partner_id: int | None = None) -> IssuedKey:
     if role is Role.PARTNER and partner_id is None:
         raise ApiKeyError("PARTNER_REQUIRED", "a partner key must be bound to a partner")
     if role is not Role.PARTNER and partner_id is not None:

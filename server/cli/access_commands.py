@@ -39,7 +39,10 @@ def register(commands: Any) -> None:
     partner_create = partner_commands.add_parser("create", help="register a partner")
     partner_create.add_argument("name", help="a slug: a-z, 0-9, '-' or '_'")
     partner_create.add_argument(
-        "--purpose", action="append", required=True, choices=[p.value for p in Purpose],
+        "--purpose",
+        action="append",
+        required=True,
+        choices=[p.value for p in Purpose],
         help="a purpose the partner may use data for; repeat for several",
     )
     partner_create.set_defaults(handler=run_partners_create)
@@ -58,8 +61,11 @@ def run_keys_create(arguments: argparse.Namespace, console: Console) -> int:
                 partner_id = partner.id
             try:
                 issued = api_keys.create_key(
-                    unit.session, role=Role(arguments.role), label=arguments.label,
-                    partner_id=partner_id, now=unit.clock(),
+                    unit.session,
+                    role=Role(arguments.role),
+                    label=arguments.label,
+                    partner_id=partner_id,
+                    now=unit.clock(),
                 )
             except ApiKeyError as error:
                 raise CliError(error.message) from None
@@ -80,9 +86,14 @@ def run_keys_list(_arguments: argparse.Namespace, console: Console) -> int:
         runtime.dispose()
     table = Table("key id", "role", "partner", "label", "created", "revoked")
     for key in keys:
-        table.add_row(key.key_id, key.role.value, str(key.partner_id or ""), key.label,
-                      key.created_at.isoformat(timespec="seconds"),
-                      key.revoked_at.isoformat(timespec="seconds") if key.revoked_at else "")
+        table.add_row(
+            key.key_id,
+            key.role.value,
+            str(key.partner_id or ""),
+            key.label,
+            key.created_at.isoformat(timespec="seconds"),
+            key.revoked_at.isoformat(timespec="seconds") if key.revoked_at else "",
+        )
     console.print(table)
     return 0
 
@@ -106,13 +117,16 @@ def run_partners_create(arguments: argparse.Namespace, console: Console) -> int:
         with runtime.unit_of_work(SYSTEM_ACTOR) as unit:
             try:
                 partner = partners.create_partner(
-                    unit.session, name=arguments.name, purposes=[Purpose(p) for p in arguments.purpose],
+                    unit.session,
+                    name=arguments.name,
+                    purposes=[Purpose(p) for p in arguments.purpose],
                     now=unit.clock(),
                 )
             except PartnerError as error:
                 raise CliError(error.message) from None
-            unit.audit("partner.create", target=f"partner:{partner.id}",
-                       details={"purposes": ",".join(partner.purposes)})
+            unit.audit(
+                "partner.create", target=f"partner:{partner.id}", details={"purposes": ",".join(partner.purposes)}
+            )
     finally:
         runtime.dispose()
     console.print(f"partner {partner.name} has id {partner.id}")
@@ -128,7 +142,8 @@ def run_partners_list(_arguments: argparse.Namespace, console: Console) -> int:
         runtime.dispose()
     table = Table("id", "name", "purposes", "created")
     for partner in found:
-        table.add_row(str(partner.id), partner.name, ", ".join(partner.purposes),
-                      partner.created_at.isoformat(timespec="seconds"))
+        table.add_row(
+            str(partner.id), partner.name, ", ".join(partner.purposes), partner.created_at.isoformat(timespec="seconds")
+        )
     console.print(table)
     return 0

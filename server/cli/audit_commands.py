@@ -31,8 +31,14 @@ def run_audit_verify(_arguments: argparse.Namespace, console: Console) -> int:
     try:
         with runtime.sessions() as session:
             total = session.scalar(select(func.count()).select_from(AuditEntryRow)) or 0
-            with Progress(TextColumn("verifying"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                          console=console, transient=True) as progress:
+            with Progress(
+                TextColumn("verifying"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                console=console,
+                transient=True,
+            ) as progress:
                 task = progress.add_task("verify", total=total)
 
                 def counted() -> Any:
@@ -48,6 +54,8 @@ def run_audit_verify(_arguments: argparse.Namespace, console: Console) -> int:
     if verdict.intact:
         console.print(f"audit log intact: {verdict.checked} entries verified")
         return 0
-    console.print(f"audit log BROKEN at entry {verdict.first_bad_seq}: {verdict.problem} "
-                  f"({verdict.checked} entries verified before it)")
+    console.print(
+        f"audit log BROKEN at entry {verdict.first_bad_seq}: {verdict.problem} "
+        f"({verdict.checked} entries verified before it)"
+    )
     return 1

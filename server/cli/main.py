@@ -45,8 +45,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         errors.print(f"[red]error:[/red] {error}", markup=True, soft_wrap=True)
         return 2
     except OperationalError:
-        errors.print("[red]error:[/red] the database is unreachable or refused the operation "
-                     "(check AUDIENCE_DATABASE_URL)", markup=True, soft_wrap=True)
+        errors.print(
+            "[red]error:[/red] the database is unreachable or refused the operation (check AUDIENCE_DATABASE_URL)",
+            markup=True,
+            soft_wrap=True,
+        )
         return 2
     except KeyboardInterrupt:
         errors.print("interrupted")

@@ -16,8 +16,8 @@ from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLHTTPResponse
-from strawberry.types import ExecutionResult
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from strawberry.types import ExecutionResult
 
 from schema.context import Context
 from schema.errors import shape_errors
@@ -32,6 +32,7 @@ class StrawberryView(GraphQL[Context, None]):
     def __init__(self, runtime: Runtime, **options: Any) -> None:
         super().__init__(**options)
         self.runtime = runtime
+        self.known_names = schema_names(options["schema"])
 
     async def get_context(self, request: Request | WebSocket, response: Response | WebSocket) -> Context:
         state = request.scope.get("state", {})
@@ -45,10 +46,10 @@ class StrawberryView(GraphQL[Context, None]):
             log_fields=state.get("log_fields", {}),
         )
 
-    async def process_result(self, request: Request | WebSocket, result: ExecutionResult) -> GraphQLHTTPResponse:
+    async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:
         if result.errors:
             request_id = request.scope.get("state", {}).get("request_id", "-")
-            result.errors = shape_errors(result.errors, request_id)
+            result.errors = shape_errors(result.errors, request_id, self.known_names)
         return await super().process_result(request, result)
 
 
@@ -76,12 +77,23 @@ class GraphQLEndpoint:
         return await run_in_threadpool(check)
 
 
+def schema_names(schema: Any) -> frozenset[str]:
+    """Type, field and argument names that error messages may repeat."""
+    names: set[str] = set()
+    for type_name, graphql_type in schema._schema.type_map.items():
+        names.add(type_name)
+        for field_name, field in (getattr(graphql_type, "fields", None) or {}).items():
+            names.add(field_name)
+            names.update(getattr(field, "args", {}) or {})
+    return frozenset(names)
+
+
 def _bearer_token(scope: Scope) -> str | None:
     for name, value in scope.get("headers", []):
         if name == b"authorization":
-            header = value.decode("latin-1")
+            header: str = value.decode("latin-1")
             if header.lower().startswith(BEARER):
-                return header[len(BEARER):].strip()
+                return header[len(BEARER) :].strip()
             return header.strip()
     return None
 
@@ -93,8 +105,7 @@ async def _unauthenticated(scope: Scope, receive: Receive, send: Send) -> None:
     body = json.dumps(
         {"errors": [{"message": "authentication required", "extensions": {"code": "UNAUTHENTICATED"}}]}
     ).encode()
-    response = Response(body, status_code=401, media_type="application/json",
-                        headers={"www-authenticate": "Bearer"})
+    response = Response(body, status_code=401, media_type="application/json", headers={"www-authenticate": "Bearer"})
     await response(scope, receive, send)
 
 

@@ -31,7 +31,8 @@ def readiness_endpoint(runtime: Runtime) -> Callable[[Request], Awaitable[JSONRe
 
     async def readyz(_request: Request) -> JSONResponse:
         ready, detail = await run_in_threadpool(check)
-        return JSONResponse({"status": "ok" if ready else "unavailable", "detail": detail},
-                            status_code=200 if ready else 503)
+        return JSONResponse(
+            {"status": "ok" if ready else "unavailable", "detail": detail}, status_code=200 if ready else 503
+        )
 
     return readyz

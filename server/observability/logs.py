@@ -15,8 +15,21 @@ from typing import Any
 
 ALLOWED_EXTRA_FIELDS = frozenset(
     {
-        "request_id", "method", "path", "status", "duration_ms", "operation", "role", "outcome",
-        "error_type", "where", "command", "rows", "checked", "count", "revision",
+        "request_id",
+        "method",
+        "path",
+        "status",
+        "duration_ms",
+        "operation",
+        "role",
+        "outcome",
+        "error_type",
+        "where",
+        "command",
+        "rows",
+        "checked",
+        "count",
+        "revision",
     }
 )
 

@@ -19,16 +19,22 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.http_requests = Counter(
-            "audience_http_requests_total", "HTTP requests by route and status class",
-            ["route", "status"], registry=self.registry,
+            "audience_http_requests_total",
+            "HTTP requests by route and status class",
+            ["route", "status"],
+            registry=self.registry,
         )
         self.operations = Counter(
-            "audience_graphql_operations_total", "GraphQL operations by name and outcome",
-            ["operation", "outcome"], registry=self.registry,
+            "audience_graphql_operations_total",
+            "GraphQL operations by name and outcome",
+            ["operation", "outcome"],
+            registry=self.registry,
         )
         self.operation_seconds = Histogram(
-            "audience_graphql_operation_seconds", "GraphQL operation latency by name",
-            ["operation"], registry=self.registry,
+            "audience_graphql_operation_seconds",
+            "GraphQL operation latency by name",
+            ["operation"],
+            registry=self.registry,
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
         )
         self._seen: set[str] = set()

@@ -20,17 +20,17 @@ EXPECTED: dict[str, tuple[frozenset[Role], str]] = {
     "Query.apiKeys": (ADMIN, "{ apiKeys { keyId } }"),
     "Query.auditLog": (COMPLIANCE, "{ auditLog(first: 1) { seq } }"),
     "Query.verifyAuditLog": (COMPLIANCE, "{ verifyAuditLog { intact } }"),
-    "Mutation.createPartner": (ADMIN, 'mutation { createPartner(name: "!", purposes: [ANALYTICS]) { errors { code } } }'),
+    "Mutation.createPartner": (
+        ADMIN,
+        'mutation { createPartner(name: "!", purposes: [ANALYTICS]) { errors { code } } }',
+    ),
     "Mutation.createApiKey": (ADMIN, 'mutation { createApiKey(role: ANALYST, label: "") { errors { code } } }'),
     "Mutation.revokeApiKey": (ADMIN, 'mutation { revokeApiKey(keyId: "0000000000000000") { revoked } }'),
 }
 
 
 def root_fields() -> dict[str, frozenset[str] | None]:
-    return {
-        f"{type_name}.{field}": roles
-        for type_name, field, roles in field_permissions_of_roots()
-    }
+    return {f"{type_name}.{field}": roles for type_name, field, roles in field_permissions_of_roots()}
 
 
 def field_permissions_of_roots() -> list[tuple[str, str, frozenset[str] | None]]:
@@ -53,14 +53,16 @@ def test_each_role_against_each_root_field(live_server: LiveServer, role: Role) 
         body = live_server.graphql(query, token=token).json()
         codes = [error["extensions"]["code"] for error in body.get("errors", [])]
         if role in allowed:
-            assert "FORBIDDEN" not in codes and body["data"] is not None, (name, body)
+            assert "FORBIDDEN" not in codes, (name, body)
+            assert body["data"] is not None, (name, body)
         else:
             assert codes == ["FORBIDDEN"], (name, body)
             assert body["data"] is None, name
 
 
-@pytest.mark.parametrize("token", [None, "", "aud_0000000000000000.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
-                                   "not-a-key", "Bearer"])
+@pytest.mark.parametrize(
+    "token", [None, "", "aud_0000000000000000.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "not-a-key", "Bearer"]
+)
 def test_missing_or_wrong_key_gets_unauthenticated_and_no_hint(live_server: LiveServer, token: str | None) -> None:
     for name, (_roles, query) in EXPECTED.items():
         response = live_server.graphql(query, token=token)

@@ -42,12 +42,12 @@ class LiveServer:
         with self.runtime.unit_of_work(SYSTEM_ACTOR) as unit:
             if role is Role.PARTNER and partner_id is None:
                 partner_id = self.new_partner(unit_session=unit.session).id
-            issued = api_keys.create_key(unit.session, role=role, label="test", partner_id=partner_id,
-                                         now=unit.clock())
+            issued = api_keys.create_key(unit.session, role=role, label="test", partner_id=partner_id, now=unit.clock())
         return issued.token
 
-    def new_partner(self, *, unit_session: Any = None, purposes: tuple[Purpose, ...] = (Purpose.ANALYTICS,)
-                    ) -> partners.PartnerInfo:
+    def new_partner(
+        self, *, unit_session: Any = None, purposes: tuple[Purpose, ...] = (Purpose.ANALYTICS,)
+    ) -> partners.PartnerInfo:
         self._partner_counter[0] += 1
         name = f"partner-{os.getpid()}-{self._partner_counter[0]}-{time.monotonic_ns() % 100000}"
         if unit_session is not None:
@@ -55,8 +55,9 @@ class LiveServer:
         with self.runtime.unit_of_work(SYSTEM_ACTOR) as unit:
             return partners.create_partner(unit.session, name=name, purposes=purposes, now=unit.clock())
 
-    def graphql(self, query: str, *, token: str | None = None, variables: dict[str, Any] | None = None,
-                **extra: Any) -> httpx.Response:
+    def graphql(
+        self, query: str, *, token: str | None = None, variables: dict[str, Any] | None = None, **extra: Any
+    ) -> httpx.Response:
         headers = {"authorization": f"Bearer {token}"} if token else {}
         body: dict[str, Any] = {"query": query}
         if variables is not None:
@@ -66,6 +67,15 @@ class LiveServer:
 
     def log_text(self) -> str:
         return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+    def log_lines_containing(self, marker: str, *, timeout_s: float = 5.0) -> list[str]:
+        """The request line is written just after the response is sent, so wait for it briefly."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            lines = [line for line in self.log_text().splitlines() if marker in line]
+            if lines or time.monotonic() > deadline:
+                return lines
+            time.sleep(0.05)
 
     def stop(self) -> None:
         self.process.terminate()
@@ -82,19 +92,23 @@ def start_server(*, directory: Path, database_url: str, keyring: Keyring, **sett
     if not keyring_path.exists():
         write_keyring_file(keyring_path, keyring)
     port = free_port()
-    environment = {
-        key: value for key, value in os.environ.items() if not key.startswith("AUDIENCE_")
-    } | {
-        "AUDIENCE_DATA_DIR": str(directory),
-        "AUDIENCE_DATABASE_URL": database_url,
-        "AUDIENCE_PORT": str(port),
-        "AUDIENCE_LOG_LEVEL": "debug",
-    } | {f"AUDIENCE_{key.upper()}": value for key, value in settings.items()}
+    environment = (
+        {key: value for key, value in os.environ.items() if not key.startswith("AUDIENCE_")}
+        | {
+            "AUDIENCE_DATA_DIR": str(directory),
+            "AUDIENCE_DATABASE_URL": database_url,
+            "AUDIENCE_PORT": str(port),
+            "AUDIENCE_LOG_LEVEL": "debug",
+        }
+        | {f"AUDIENCE_{key.upper()}": value for key, value in settings.items()}
+    )
     log_path = directory / "server.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "server.cli.main", "serve"],
-            env=environment, stdout=log, stderr=subprocess.STDOUT,
+            env=environment,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
     base_url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + STARTUP_TIMEOUT_S

@@ -1,0 +1,138 @@
+"""An attacker with database access edits, removes or reorders audit entries; verification names it."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from sqlalchemy import delete, select, update
+
+from privacy.audit import AuditRecord, verify_chain
+from privacy.keyring import KeyPurpose, generate_keyring
+from server.audit import service
+from server.auth.principal import Actor
+from server.runtime import Runtime
+from server.storage.audit_store import iter_entries, read_head
+from server.storage.tables import AuditEntryRow, AuditHeadRow
+
+ACTOR = Actor(key_id="0123456789abcdef", role="compliance")
+
+
+def record_entries(runtime: Runtime, count: int) -> None:
+    for index in range(count):
+        with runtime.unit_of_work(ACTOR) as unit:
+            unit.audit("consent.record", target=f"subject:{index}", details={"purpose": "analytics", "n": index})
+
+
+def verdict(runtime: Runtime) -> tuple[bool, int | None, int]:
+    with runtime.sessions() as session:
+        result = service.verify(session, runtime.keyring)
+    return result.intact, result.first_bad_seq, result.checked
+
+
+def test_untouched_chain_verifies(runtime: Runtime) -> None:
+    record_entries(runtime, 5)
+    assert verdict(runtime) == (True, None, 5)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"action": "consent.withdraw"},
+        {"target": "subject:999"},
+        {"details": {"purpose": "advertising", "n": 2}},
+        {"actor_role": "admin"},
+        {"actor_key_id": None},
+    ],
+    ids=["action", "target", "details", "role", "actor"],
+)
+def test_edited_entry_is_named(runtime: Runtime, change: dict[str, object]) -> None:
+    record_entries(runtime, 5)
+    with runtime.sessions.begin() as session:
+        session.execute(update(AuditEntryRow).where(AuditEntryRow.seq == 3).values(**change))
+    assert verdict(runtime)[:2] == (False, 3)
+
+
+def test_edit_with_recomputed_plain_hash_is_still_caught(runtime: Runtime) -> None:
+    """Without the audit key, re-hashing the edited entry cannot produce the HMAC."""
+    import hashlib
+
+    record_entries(runtime, 3)
+    with runtime.sessions.begin() as session:
+        forged = hashlib.sha256(b"forged").digest()
+        session.execute(update(AuditEntryRow).where(AuditEntryRow.seq == 2).values(action="x", entry_hash=forged))
+        session.execute(update(AuditEntryRow).where(AuditEntryRow.seq == 3).values(prev_hash=forged))
+    assert verdict(runtime)[:2] == (False, 2)
+
+
+def test_removed_entry_is_named(runtime: Runtime) -> None:
+    record_entries(runtime, 5)
+    with runtime.sessions.begin() as session:
+        session.execute(delete(AuditEntryRow).where(AuditEntryRow.seq == 2))
+    assert verdict(runtime)[:2] == (False, 2)
+
+
+def test_swapped_entries_are_named(runtime: Runtime) -> None:
+    record_entries(runtime, 5)
+    with runtime.sessions.begin() as session:
+        rows = {row.seq: row for row in session.scalars(select(AuditEntryRow).where(AuditEntryRow.seq.in_([2, 3])))}
+        contents = {
+            seq: {
+                c: getattr(row, c)
+                for c in ("at", "action", "target", "details", "prev_hash", "entry_hash", "actor_key_id", "actor_role")
+            }
+            for seq, row in rows.items()
+        }
+        session.execute(update(AuditEntryRow).where(AuditEntryRow.seq == 2).values(**contents[3]))
+        session.execute(update(AuditEntryRow).where(AuditEntryRow.seq == 3).values(**contents[2]))
+    assert verdict(runtime)[:2] == (False, 2)
+
+
+def test_truncated_tail_is_caught_by_the_head(runtime: Runtime) -> None:
+    record_entries(runtime, 4)
+    with runtime.sessions.begin() as session:
+        session.execute(delete(AuditEntryRow).where(AuditEntryRow.seq == 4))
+    assert verdict(runtime)[:2] == (False, 4)
+
+
+def test_chain_cannot_be_verified_with_another_key(runtime: Runtime) -> None:
+    record_entries(runtime, 2)
+    with runtime.sessions() as session:
+        result = verify_chain(iter_entries(session), generate_keyring(), head=read_head(session))
+    assert (result.intact, result.first_bad_seq) == (False, 1)
+
+
+def test_entries_stay_verifiable_after_audit_key_rotation(runtime: Runtime) -> None:
+    record_entries(runtime, 2)
+    rotated = runtime.keyring.with_new_version(KeyPurpose.AUDIT)
+    with runtime.sessions.begin() as session:
+        from privacy.audit import append_record
+        from server.storage.audit_store import SqlAuditStore
+
+        append_record(SqlAuditStore(session), rotated, runtime.clock, AuditRecord(None, "operator", "key.rotate"))
+    with runtime.sessions() as session:
+        result = verify_chain(iter_entries(session), rotated, head=read_head(session))
+    assert (result.intact, result.checked) == (True, 3)
+
+
+def test_concurrent_writers_never_fork_the_chain(runtime: Runtime) -> None:
+    writers, per_writer = 6, 15
+    errors: list[BaseException] = []
+
+    def write() -> None:
+        try:
+            record_entries(runtime, per_writer)
+        except BaseException as error:  # reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=write) for _ in range(writers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert verdict(runtime) == (True, None, writers * per_writer)
+    with runtime.sessions() as session:
+        head = session.get(AuditHeadRow, 1)
+        assert head is not None
+        assert head.seq == writers * per_writer

@@ -1,0 +1,49 @@
+"""What a client may learn from an error: a code and an actionable line, never a stored value."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from graphql import GraphQLError
+
+from schema.errors import scrub_message, shape_errors
+from server.observability.logs import JsonLineFormatter
+
+PII = "ana.lopez@example.org"
+
+
+def test_unexpected_exception_is_masked_and_logged_without_its_text(caplog: pytest.LogCaptureFixture) -> None:
+    try:
+        raise ValueError(f"duplicate key value violates unique constraint: Key (email)=({PII})")
+    except ValueError as error:
+        wrapped = GraphQLError(str(error), original_error=error, path=["createPartner"])
+    with caplog.at_level(logging.DEBUG):
+        [shaped] = shape_errors([wrapped], "req-12345678")
+    assert shaped.message == "internal error; quote the request id to the operator"
+    assert shaped.extensions == {"code": "INTERNAL_ERROR", "requestId": "req-12345678"}
+    lines = [JsonLineFormatter().format(record) for record in caplog.records]
+    assert any('"error_type":"ValueError"' in line for line in lines)
+    assert not any(PII in line for line in lines)
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        f"Variable '$email' got invalid value '{PII}'; String cannot represent a non string value",
+        f'Expected value of type "Int!", found "{PII}".',
+        f"Argument 'name' has invalid value {{email: \"{PII}\"}}.",
+        f'Field "viewer" argument "x" of type "[String]" got ["{PII}"].',
+    ],
+)
+def test_validation_messages_never_echo_values(message: str) -> None:
+    [shaped] = shape_errors([GraphQLError(message)], "req")
+    assert PII not in shaped.message
+    assert "example.org" not in scrub_message(message)
+    assert shaped.extensions is not None
+    assert shaped.extensions["code"] in {"BAD_USER_INPUT", "GRAPHQL_VALIDATION_FAILED"}
+
+
+def test_errors_with_a_code_keep_it() -> None:
+    [shaped] = shape_errors([GraphQLError("not permitted", extensions={"code": "FORBIDDEN"})], "req")
+    assert (shaped.message, shaped.extensions) == ("not permitted", {"code": "FORBIDDEN"})
