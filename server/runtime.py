@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from privacy.audit import AuditEntry, AuditRecord, DetailValue, append_record
 from privacy.keyring import Keyring, KeyringError, load_keyring_file, loads_keyring
 from server.auth.principal import Actor
+from server.privacy_kit import PrivacyKit, build_kit
 from server.settings import Settings
 from server.storage.audit_store import SqlAuditStore
 from server.storage.base import utc_now
@@ -29,6 +30,7 @@ Clock = Callable[[], datetime]
 class UnitOfWork:
     session: Session
     keyring: Keyring
+    kit: PrivacyKit
     clock: Clock
     actor: Actor
 
@@ -45,12 +47,13 @@ class Runtime:
     engine: Engine
     sessions: sessionmaker[Session]
     keyring: Keyring
+    kit: PrivacyKit
     clock: Clock = utc_now
 
     @contextmanager
     def unit_of_work(self, actor: Actor) -> Iterator[UnitOfWork]:
         with self.sessions.begin() as session:
-            yield UnitOfWork(session=session, keyring=self.keyring, clock=self.clock, actor=actor)
+            yield UnitOfWork(session=session, keyring=self.keyring, kit=self.kit, clock=self.clock, actor=actor)
 
     def dispose(self) -> None:
         self.engine.dispose()
@@ -67,7 +70,13 @@ def build_runtime(settings: Settings, *, keyring: Keyring | None = None) -> Runt
     if keyring is None:
         keyring = load_keyring(settings)
     engine = build_engine(settings.effective_database_url)
-    return Runtime(settings=settings, engine=engine, sessions=session_factory(engine), keyring=keyring)
+    return Runtime(
+        settings=settings,
+        engine=engine,
+        sessions=session_factory(engine),
+        keyring=keyring,
+        kit=build_kit(keyring, settings),
+    )
 
 
 __all__ = ["Clock", "KeyringError", "Runtime", "UnitOfWork", "build_runtime", "load_keyring"]

@@ -48,6 +48,12 @@ class Settings(BaseSettings):
     max_tokens: int = Field(default=5000, ge=100, le=1_000_000)
     max_root_fields: int = Field(default=10, ge=1, le=100)
     max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+    email_plus_tags: Literal["keep", "strip"] = Field(
+        default="keep", description="Keep or strip '+tag' in email local parts; changing it changes pseudonyms."
+    )
+    phone_default_region: str = Field(
+        default="DE", pattern=r"^[A-Z]{2}$", description="Region for phone numbers written without +country code."
+    )
     parser_cache_size: int = Field(default=1024, ge=16)
     validation_cache_size: int = Field(default=1024, ge=16)
 

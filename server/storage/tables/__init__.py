@@ -2,14 +2,26 @@
 
 from server.storage.tables.access import ApiKeyRow, PartnerRow
 from server.storage.tables.audit import AuditEntryRow, AuditHeadRow
+from server.storage.tables.privacy import (
+    ConsentRecordRow,
+    ConsentStateRow,
+    SubjectKeyRow,
+    SubjectPiiRow,
+    SuppressionRow,
+)
 from server.storage.tables.subjects import EventRow, IdentityRow, SubjectRow
 
 __all__ = [
     "ApiKeyRow",
     "AuditEntryRow",
     "AuditHeadRow",
+    "ConsentRecordRow",
+    "ConsentStateRow",
     "EventRow",
     "IdentityRow",
     "PartnerRow",
+    "SubjectKeyRow",
+    "SubjectPiiRow",
     "SubjectRow",
+    "SuppressionRow",
 ]

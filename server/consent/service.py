@@ -1,0 +1,174 @@
+"""The consent ledger in the database: append an entry, keep the derived state in step, check it.
+
+The state table is a cache of ``privacy.consent.derive_state`` over the ledger, updated in the
+same transaction as each append, so a withdrawal is visible to the very next query.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+from sqlalchemy import and_, select
+from sqlalchemy.orm import Session
+
+from privacy.consent import (
+    NO_PARTNER,
+    ConsentEntry,
+    ConsentError,
+    ConsentKey,
+    ConsentPurpose,
+    ConsentStatus,
+    LegalBasis,
+    PrivacySignal,
+)
+from privacy.purposes import Purpose
+from server.storage.tables import ConsentRecordRow, ConsentStateRow
+from server.storage.upsert import table_of, upsert
+
+_LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}$")
+CHECK_CHUNK = 5_000
+
+
+def _check_label(name: str, value: str) -> None:
+    """Sources and policy versions are labels, not free text, so no personal data can ride along."""
+    if not _LABEL.match(value):
+        raise ConsentError(f"INVALID_{name.upper()}", f"{name} must be 1-64 characters of letters, digits, ._:/-")
+
+
+def record(
+    session: Session,
+    *,
+    subject_id: int,
+    key: ConsentKey,
+    granted: bool,
+    legal_basis: LegalBasis,
+    source: str,
+    policy_version: str,
+    now: datetime,
+) -> ConsentEntry:
+    _check_label("source", source)
+    _check_label("policy_version", policy_version)
+    entry = ConsentEntry(key, granted, legal_basis, source, policy_version, now)
+    record_many(session, [(subject_id, entry)])
+    return entry
+
+
+def record_many(session: Session, entries: Sequence[tuple[int, ConsentEntry]]) -> None:
+    """Append entries and move the derived state forward: one statement per table."""
+    if not entries:
+        return
+    session.execute(
+        table_of(ConsentRecordRow).insert(),
+        [
+            {
+                "subject_id": subject_id,
+                "purpose": entry.key.purpose.value,
+                "partner_id": entry.key.partner_id,
+                "granted": entry.granted,
+                "legal_basis": entry.legal_basis.value,
+                "source": entry.source,
+                "policy_version": entry.policy_version,
+                "recorded_at": entry.recorded_at,
+            }
+            for subject_id, entry in entries
+        ],
+    )
+    latest: dict[tuple[int, str, int], ConsentEntry] = {}
+    for subject_id, entry in sorted(entries, key=lambda pair: pair[1].recorded_at):
+        latest[(subject_id, entry.key.purpose.value, entry.key.partner_id)] = entry
+    current = _existing_since(session, list(latest))
+    rows = [
+        {"subject_id": s, "purpose": p, "partner_id": q, "granted": e.granted, "since": e.recorded_at}
+        for (s, p, q), e in latest.items()
+        if current.get((s, p, q)) is None or e.recorded_at >= current[(s, p, q)]
+    ]
+    upsert(session, ConsentStateRow, rows, keys=["subject_id", "purpose", "partner_id"],
+           update=["granted", "since"])
+
+
+def _existing_since(session: Session, keys: list[tuple[int, str, int]]) -> dict[tuple[int, str, int], datetime]:
+    found: dict[tuple[int, str, int], datetime] = {}
+    subjects = sorted({key[0] for key in keys})
+    for start in range(0, len(subjects), CHECK_CHUNK):
+        rows = session.execute(
+            select(ConsentStateRow.subject_id, ConsentStateRow.purpose, ConsentStateRow.partner_id,
+                   ConsentStateRow.since).where(ConsentStateRow.subject_id.in_(subjects[start:start + CHECK_CHUNK]))
+        ).all()
+        found.update({(r.subject_id, r.purpose, r.partner_id): r.since for r in rows})
+    return found
+
+
+def record_signal(session: Session, *, subject_id: int, signal: PrivacySignal, source: str,
+                  now: datetime) -> ConsentEntry:
+    """GPC and an Art. 21 objection are recorded as what they mean: advertising withdrawn."""
+    return record(
+        session,
+        subject_id=subject_id,
+        key=ConsentKey(ConsentPurpose.ADVERTISING),
+        granted=False,
+        legal_basis=LegalBasis.CONSENT,
+        source=source,
+        policy_version=signal.value,
+        now=now,
+    )
+
+
+def current_state(session: Session, subject_id: int) -> dict[ConsentKey, ConsentStatus]:
+    rows = session.execute(select(ConsentStateRow).where(ConsentStateRow.subject_id == subject_id)).scalars()
+    return {
+        ConsentKey(ConsentPurpose(row.purpose), row.partner_id): ConsentStatus(row.granted, row.since)
+        for row in rows
+    }
+
+
+def history(session: Session, subject_id: int) -> list[ConsentEntry]:
+    rows = session.execute(
+        select(ConsentRecordRow)
+        .where(ConsentRecordRow.subject_id == subject_id)
+        .order_by(ConsentRecordRow.recorded_at, ConsentRecordRow.id)
+    ).scalars()
+    return [
+        ConsentEntry(
+            ConsentKey(ConsentPurpose(row.purpose), row.partner_id),
+            row.granted,
+            LegalBasis(row.legal_basis),
+            row.source,
+            row.policy_version,
+            row.recorded_at,
+        )
+        for row in rows
+    ]
+
+
+def subjects_allowed(
+    session: Session, subject_ids: Iterable[int], purpose: Purpose, *, partner_id: int | None = None
+) -> set[int]:
+    """The subset of ``subject_ids`` whose data may serve ``purpose`` (and reach ``partner_id``).
+
+    The same rule as ``privacy.consent.may_use``, in one query per chunk of subjects.
+    """
+    ids = sorted(set(subject_ids))
+    allowed: set[int] = set()
+    for start in range(0, len(ids), CHECK_CHUNK):
+        chunk = ids[start:start + CHECK_CHUNK]
+        query = select(ConsentStateRow.subject_id).where(
+            ConsentStateRow.subject_id.in_(chunk),
+            ConsentStateRow.purpose == purpose.value,
+            ConsentStateRow.partner_id == NO_PARTNER,
+            ConsentStateRow.granted.is_(True),
+        )
+        if partner_id is not None:
+            shared = table_of(ConsentStateRow).alias("shared")
+            query = query.join(
+                shared,
+                and_(
+                    shared.c.subject_id == ConsentStateRow.subject_id,
+                    shared.c.purpose == ConsentPurpose.SHARING.value,
+                    shared.c.partner_id == partner_id,
+                    shared.c.granted.is_(True),
+                ),
+            )
+        allowed.update(session.scalars(query))
+    return allowed

@@ -1,0 +1,37 @@
+"""The privacy primitives a process needs, built once from the keyring and reused.
+
+Building them per call would redo key schedules and HMAC precomputation on every request.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from privacy.field_crypto import KeyWrapper
+from privacy.identifiers import NormalizationRules, PlusTagRule
+from privacy.keyring import Keyring
+from privacy.partner_pseudonyms import PartnerPseudonymCodec
+from privacy.pseudonyms import Pseudonymizer
+from server.settings import Settings
+
+
+@dataclass(frozen=True, slots=True)
+class PrivacyKit:
+    keyring: Keyring
+    rules: NormalizationRules
+    pseudonymizer: Pseudonymizer
+    key_wrapper: KeyWrapper
+    partner_pseudonyms: PartnerPseudonymCodec
+
+
+def build_kit(keyring: Keyring, settings: Settings) -> PrivacyKit:
+    rules = NormalizationRules(
+        plus_tag=PlusTagRule(settings.email_plus_tags), default_phone_region=settings.phone_default_region
+    )
+    return PrivacyKit(
+        keyring=keyring,
+        rules=rules,
+        pseudonymizer=Pseudonymizer(keyring),
+        key_wrapper=KeyWrapper(keyring),
+        partner_pseudonyms=PartnerPseudonymCodec(keyring),
+    )

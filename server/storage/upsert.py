@@ -1,0 +1,41 @@
+"""Dialect-aware bulk INSERT ... ON CONFLICT, one statement for many rows."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Table
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from server.storage.base import Base
+
+
+def table_of(model: type[Base]) -> Table:
+    table = model.__table__
+    if not isinstance(table, Table):
+        raise TypeError("model is not mapped to a table")
+    return table
+
+
+def _insert(session: Session, model: type[Base]) -> Any:
+    dialect = session.get_bind().dialect.name
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table_of(model))
+
+
+def insert_ignoring_conflicts(session: Session, model: type[Base], rows: Sequence[dict[str, Any]]) -> None:
+    if rows:
+        session.execute(_insert(session, model).on_conflict_do_nothing(), list(rows))
+
+
+def upsert(
+    session: Session, model: type[Base], rows: Sequence[dict[str, Any]], *, keys: Sequence[str], update: Sequence[str]
+) -> None:
+    if not rows:
+        return
+    statement = _insert(session, model)
+    statement = statement.on_conflict_do_update(
+        index_elements=list(keys), set_={column: statement.excluded[column] for column in update}
+    )
+    session.execute(statement, list(rows))
