@@ -88,9 +88,7 @@ def derive_state(entries: Iterable[ConsentEntry]) -> dict[ConsentKey, ConsentSta
     return state
 
 
-def may_use(
-    state: Mapping[ConsentKey, ConsentStatus], purpose: Purpose, *, partner_id: int | None = None
-) -> bool:
+def may_use(state: Mapping[ConsentKey, ConsentStatus], purpose: Purpose, *, partner_id: int | None = None) -> bool:
     """May a subject's data serve ``purpose`` (and reach ``partner_id``, when given)?
 
     Opt-in: a missing record is a no. A partner additionally needs the sharing consent that

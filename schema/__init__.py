@@ -24,6 +24,8 @@ from strawberry.types.base import StrawberryObjectDefinition
 from schema.access.mutations import AccessMutations
 from schema.access.queries import AccessQueries
 from schema.audit.queries import AuditQueries
+from schema.consent.mutations import ConsentMutations
+from schema.consent.queries import ConsentQueries
 from schema.limits import IntrospectionPolicy, max_root_fields_rule
 from schema.observe import OperationObserver
 from schema.permissions import declared_roles
@@ -33,12 +35,12 @@ from server.settings import Settings
 
 
 @strawberry.type
-class Query(SystemQueries, AccessQueries, AuditQueries):
+class Query(SystemQueries, AccessQueries, AuditQueries, ConsentQueries):
     pass
 
 
 @strawberry.type
-class Mutation(AccessMutations):
+class Mutation(AccessMutations, ConsentMutations):
     pass
 
 
@@ -70,7 +72,21 @@ def build_schema(settings: Settings, *, metrics: Metrics | None = None) -> straw
     return schema
 
 
+# Strawberry's permission extension receives the parent as ``source`` and ``info`` positionally;
+# an argument of that name collides with them and fails every call at run time.
+RESERVED_ARGUMENT_NAMES = frozenset({"source", "info"})
+
+
 def assert_every_field_guarded(schema: strawberry.Schema) -> None:
+    reserved = [
+        f"{definition.name}.{field.python_name}({argument.python_name})"
+        for definition in _object_definitions(schema)
+        for field in definition.fields
+        for argument in field.arguments
+        if argument.python_name in RESERVED_ARGUMENT_NAMES
+    ]
+    if reserved:
+        raise UnguardedFieldError("arguments with reserved names: " + ", ".join(sorted(reserved)))
     unguarded = [
         f"{type_name}.{field_name}" for type_name, field_name, roles in field_permissions(schema) if roles is None
     ]
@@ -81,14 +97,20 @@ def assert_every_field_guarded(schema: strawberry.Schema) -> None:
 def field_permissions(schema: strawberry.Schema) -> list[tuple[str, str, frozenset[str] | None]]:
     """(type, field, roles) for every field of every object type we defined."""
     found: list[tuple[str, str, frozenset[str] | None]] = []
-    for type_name, graphql_type in schema._schema.type_map.items():
-        if type_name.startswith("__"):
-            continue
-        definition = getattr(graphql_type, "extensions", {}).get("strawberry-definition")
-        if not isinstance(definition, StrawberryObjectDefinition) or definition.is_input:
-            continue
+    for definition in _object_definitions(schema):
         for field in definition.fields:
             roles = declared_roles(field.extensions)
             name = schema.config.name_converter.get_graphql_name(field)
-            found.append((type_name, name, None if roles is None else frozenset(r.value for r in roles)))
+            found.append((definition.name, name, None if roles is None else frozenset(r.value for r in roles)))
     return found
+
+
+def _object_definitions(schema: strawberry.Schema) -> list[StrawberryObjectDefinition]:
+    definitions = []
+    for type_name, graphql_type in schema._schema.type_map.items():
+        definition = getattr(graphql_type, "extensions", {}).get("strawberry-definition")
+        if type_name.startswith("__") or not isinstance(definition, StrawberryObjectDefinition):
+            continue
+        if not definition.is_input:
+            definitions.append(definition)
+    return definitions

@@ -84,8 +84,7 @@ def record_many(session: Session, entries: Sequence[tuple[int, ConsentEntry]]) -
         for (s, p, q), e in latest.items()
         if current.get((s, p, q)) is None or e.recorded_at >= current[(s, p, q)]
     ]
-    upsert(session, ConsentStateRow, rows, keys=["subject_id", "purpose", "partner_id"],
-           update=["granted", "since"])
+    upsert(session, ConsentStateRow, rows, keys=["subject_id", "purpose", "partner_id"], update=["granted", "since"])
 
 
 def _existing_since(session: Session, keys: list[tuple[int, str, int]]) -> dict[tuple[int, str, int], datetime]:
@@ -93,15 +92,17 @@ def _existing_since(session: Session, keys: list[tuple[int, str, int]]) -> dict[
     subjects = sorted({key[0] for key in keys})
     for start in range(0, len(subjects), CHECK_CHUNK):
         rows = session.execute(
-            select(ConsentStateRow.subject_id, ConsentStateRow.purpose, ConsentStateRow.partner_id,
-                   ConsentStateRow.since).where(ConsentStateRow.subject_id.in_(subjects[start:start + CHECK_CHUNK]))
+            select(
+                ConsentStateRow.subject_id, ConsentStateRow.purpose, ConsentStateRow.partner_id, ConsentStateRow.since
+            ).where(ConsentStateRow.subject_id.in_(subjects[start : start + CHECK_CHUNK]))
         ).all()
         found.update({(r.subject_id, r.purpose, r.partner_id): r.since for r in rows})
     return found
 
 
-def record_signal(session: Session, *, subject_id: int, signal: PrivacySignal, source: str,
-                  now: datetime) -> ConsentEntry:
+def record_signal(
+    session: Session, *, subject_id: int, signal: PrivacySignal, source: str, now: datetime
+) -> ConsentEntry:
     """GPC and an Art. 21 objection are recorded as what they mean: advertising withdrawn."""
     return record(
         session,
@@ -118,8 +119,7 @@ def record_signal(session: Session, *, subject_id: int, signal: PrivacySignal, s
 def current_state(session: Session, subject_id: int) -> dict[ConsentKey, ConsentStatus]:
     rows = session.execute(select(ConsentStateRow).where(ConsentStateRow.subject_id == subject_id)).scalars()
     return {
-        ConsentKey(ConsentPurpose(row.purpose), row.partner_id): ConsentStatus(row.granted, row.since)
-        for row in rows
+        ConsentKey(ConsentPurpose(row.purpose), row.partner_id): ConsentStatus(row.granted, row.since) for row in rows
     }
 
 
@@ -152,7 +152,7 @@ def subjects_allowed(
     ids = sorted(set(subject_ids))
     allowed: set[int] = set()
     for start in range(0, len(ids), CHECK_CHUNK):
-        chunk = ids[start:start + CHECK_CHUNK]
+        chunk = ids[start : start + CHECK_CHUNK]
         query = select(ConsentStateRow.subject_id).where(
             ConsentStateRow.subject_id.in_(chunk),
             ConsentStateRow.purpose == purpose.value,

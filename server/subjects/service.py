@@ -45,8 +45,9 @@ def create_subject(
     session.add(SubjectRow(id=subject_id, created_at=now, status="active"))
     session.flush()
     wrapped = kit.key_wrapper.wrap(new_data_key(), subject_id)
-    session.add(SubjectKeyRow(subject_id=subject_id, kek_version=wrapped.kek_version, wrapped_dek=wrapped.blob,
-                              created_at=now))
+    session.add(
+        SubjectKeyRow(subject_id=subject_id, kek_version=wrapped.kek_version, wrapped_dek=wrapped.blob, created_at=now)
+    )
     for identifier in identifiers:
         pseudonym = kit.pseudonymizer.pseudonym(identifier)
         session.add(
@@ -80,9 +81,7 @@ def subject_cipher(session: Session, subject_id: int, kit: PrivacyKit) -> Subjec
     return SubjectCipher(subject_id, dek)
 
 
-def write_pii(
-    session: Session, subject_id: int, fields: Mapping[str, str], kit: PrivacyKit, now: datetime
-) -> None:
+def write_pii(session: Session, subject_id: int, fields: Mapping[str, str], kit: PrivacyKit, now: datetime) -> None:
     cipher = subject_cipher(session, subject_id, kit)
     rows = [
         {"subject_id": subject_id, "field": name, "ciphertext": cipher.encrypt(name, value), "updated_at": now}

@@ -39,8 +39,14 @@ def suppress(session: Session, identifier: NormalizedIdentifier, kit: PrivacyKit
     insert_ignoring_conflicts(
         session,
         SuppressionRow,
-        [{"kind": identifier.kind.value, "key_version": pseudonym.key_version, "pseudonym": pseudonym.digest,
-          "suppressed_at": now}],
+        [
+            {
+                "kind": identifier.kind.value,
+                "key_version": pseudonym.key_version,
+                "pseudonym": pseudonym.digest,
+                "suppressed_at": now,
+            }
+        ],
     )
 
 
@@ -55,9 +61,7 @@ def is_suppressed(session: Session, identifier: NormalizedIdentifier, kit: Priva
     return found is not None
 
 
-def suppressed_among(
-    session: Session, kind: IdentifierKind, key_version: int, digests: Sequence[bytes]
-) -> set[bytes]:
+def suppressed_among(session: Session, kind: IdentifierKind, key_version: int, digests: Sequence[bytes]) -> set[bytes]:
     """The gate's bulk check: which of these digests are suppressed."""
     unique = sorted(set(digests))
     hits: set[bytes] = set()
@@ -67,7 +71,7 @@ def suppressed_among(
                 select(SuppressionRow.pseudonym).where(
                     SuppressionRow.kind == kind.value,
                     SuppressionRow.key_version == key_version,
-                    SuppressionRow.pseudonym.in_(unique[start:start + CHECK_CHUNK]),
+                    SuppressionRow.pseudonym.in_(unique[start : start + CHECK_CHUNK]),
                 )
             )
         )

@@ -9,9 +9,8 @@ import httpx
 import pytest
 
 from privacy.keyring import Keyring
-from tests.support.databases import copy_sqlite
-
 from server.auth.principal import Role
+from tests.support.databases import copy_sqlite
 from tests.support.live_server import LiveServer, start_server
 
 
@@ -25,7 +24,9 @@ def analyst(live_server: LiveServer) -> str:
 
 
 @pytest.fixture(scope="module")
-def shallow_server(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path, keyring: Keyring) -> Iterator[LiveServer]:
+def shallow_server(
+    tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path, keyring: Keyring
+) -> Iterator[LiveServer]:
     """The schema is shallow today, so depth is tested against a server with a depth limit of 1."""
     directory = tmp_path_factory.mktemp("shallow")
     url = copy_sqlite(sqlite_template, directory / "audience.db")

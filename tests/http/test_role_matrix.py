@@ -20,6 +20,17 @@ EXPECTED: dict[str, tuple[frozenset[Role], str]] = {
     "Query.apiKeys": (ADMIN, "{ apiKeys { keyId } }"),
     "Query.auditLog": (COMPLIANCE, "{ auditLog(first: 1) { seq } }"),
     "Query.verifyAuditLog": (COMPLIANCE, "{ verifyAuditLog { intact } }"),
+    "Query.consent": (COMPLIANCE, '{ consent(identifier: {kind: EMAIL, value: "probe@example.org"}) { found } }'),
+    "Mutation.recordConsent": (
+        COMPLIANCE,
+        'mutation { recordConsent(input: {identifier: {kind: EMAIL, value: "probe@example.org"}, purpose: ANALYTICS,'
+        ' granted: true, source: "test", policyVersion: "v1"}) { recorded } }',
+    ),
+    "Mutation.recordPrivacySignal": (
+        COMPLIANCE,
+        'mutation { recordPrivacySignal(input: {identifier: {kind: EMAIL, value: "probe@example.org"},'
+        ' signal: GLOBAL_PRIVACY_CONTROL, source: "test"}) { recorded } }',
+    ),
     "Mutation.createPartner": (
         ADMIN,
         'mutation { createPartner(name: "!", purposes: [ANALYTICS]) { errors { code } } }',

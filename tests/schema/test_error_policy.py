@@ -14,10 +14,8 @@ PII = "ana.lopez@example.org"
 
 
 def test_unexpected_exception_is_masked_and_logged_without_its_text(caplog: pytest.LogCaptureFixture) -> None:
-    try:
-        raise ValueError(f"duplicate key value violates unique constraint: Key (email)=({PII})")
-    except ValueError as error:
-        wrapped = GraphQLError(str(error), original_error=error, path=["createPartner"])
+    error = ValueError(f"duplicate key value violates unique constraint: Key (email)=({PII})")
+    wrapped = GraphQLError(str(error), original_error=error, path=["createPartner"])
     with caplog.at_level(logging.DEBUG):
         [shaped] = shape_errors([wrapped], "req-12345678")
     assert shaped.message == "internal error; quote the request id to the operator"
