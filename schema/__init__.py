@@ -26,6 +26,7 @@ from schema.access.queries import AccessQueries
 from schema.audit.queries import AuditQueries
 from schema.consent.mutations import ConsentMutations
 from schema.consent.queries import ConsentQueries
+from schema.ingest.mutations import IngestMutations
 from schema.limits import IntrospectionPolicy, max_root_fields_rule
 from schema.observe import OperationObserver
 from schema.permissions import declared_roles
@@ -40,7 +41,7 @@ class Query(SystemQueries, AccessQueries, AuditQueries, ConsentQueries):
 
 
 @strawberry.type
-class Mutation(AccessMutations, ConsentMutations):
+class Mutation(AccessMutations, ConsentMutations, IngestMutations):
     pass
 
 

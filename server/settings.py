@@ -54,6 +54,18 @@ class Settings(BaseSettings):
     phone_default_region: str = Field(
         default="DE", pattern=r"^[A-Z]{2}$", description="Region for phone numbers written without +country code."
     )
+    ingest_max_batch: int = Field(default=10_000, ge=1, le=1_000_000, description="Events per GraphQL batch.")
+    ingest_future_skew_seconds: int = Field(default=300, ge=0, description="Clock skew tolerated for timestamps.")
+    retention_days: int = Field(default=400, ge=1, description="Events older than this are refused (TOO_OLD).")
+    taxonomy_extra: Path | None = Field(default=None, description="CSV of extra topics extending the taxonomy.")
+    extra_event_types: str = Field(default="", description="Comma-separated event types beyond the built-in ones.")
+    max_emails_per_subject: int = Field(default=5, ge=1)
+    max_phones_per_subject: int = Field(default=5, ge=1)
+    max_device_ids_per_subject: int = Field(default=50, ge=1)
+    max_customer_ids_per_subject: int = Field(default=3, ge=1)
+    max_partner_user_ids_per_subject: int = Field(default=20, ge=1)
+    max_subjects_per_merge: int = Field(default=3, ge=2, description="Merge-storm breaker: subjects joined at once.")
+    max_identities_after_merge: int = Field(default=100, ge=2, description="Merge-storm breaker: identities after.")
     parser_cache_size: int = Field(default=1024, ge=16)
     validation_cache_size: int = Field(default=1024, ge=16)
 

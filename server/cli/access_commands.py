@@ -12,6 +12,7 @@ from privacy.purposes import Purpose
 from server.auth import api_keys
 from server.auth.api_keys import ApiKeyError
 from server.auth.principal import SYSTEM_ACTOR, Role
+from server.cli import key_rotation_commands
 from server.cli.errors import CliError
 from server.partners import service as partners
 from server.partners.service import PartnerError
@@ -23,6 +24,7 @@ def register(commands: Any) -> None:
     keys = commands.add_parser("keys", help="create, list and revoke API keys").add_subparsers(
         dest="keys_command", required=True, metavar="ACTION"
     )
+    key_rotation_commands.register(keys)
     create = keys.add_parser("create", help="issue a key; the token is printed once")
     create.add_argument("--role", required=True, choices=[role.value for role in Role])
     create.add_argument("--label", required=True, help="what the key is for (no personal data)")

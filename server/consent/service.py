@@ -27,14 +27,16 @@ from privacy.purposes import Purpose
 from server.storage.tables import ConsentRecordRow, ConsentStateRow
 from server.storage.upsert import table_of, upsert
 
-_LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}$")
+_LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$")
+LABEL_LIMITS = {"source": 64, "policy_version": 32}  # the column widths
 CHECK_CHUNK = 5_000
 
 
 def _check_label(name: str, value: str) -> None:
     """Sources and policy versions are labels, not free text, so no personal data can ride along."""
-    if not _LABEL.match(value):
-        raise ConsentError(f"INVALID_{name.upper()}", f"{name} must be 1-64 characters of letters, digits, ._:/-")
+    limit = LABEL_LIMITS[name]
+    if len(value) > limit or not _LABEL.match(value):
+        raise ConsentError(f"INVALID_{name.upper()}", f"{name} must be 1-{limit} characters of letters, digits, ._:/-")
 
 
 def record(
@@ -121,6 +123,21 @@ def current_state(session: Session, subject_id: int) -> dict[ConsentKey, Consent
     return {
         ConsentKey(ConsentPurpose(row.purpose), row.partner_id): ConsentStatus(row.granted, row.since) for row in rows
     }
+
+
+def current_states(session: Session, subject_ids: Sequence[int]) -> dict[int, dict[ConsentKey, ConsentStatus]]:
+    """Current state of many subjects in one query per chunk."""
+    states: dict[int, dict[ConsentKey, ConsentStatus]] = {}
+    ids = list(subject_ids)
+    for start in range(0, len(ids), CHECK_CHUNK):
+        rows = session.execute(
+            select(ConsentStateRow).where(ConsentStateRow.subject_id.in_(ids[start : start + CHECK_CHUNK]))
+        )
+        for row in rows.scalars():
+            states.setdefault(row.subject_id, {})[ConsentKey(ConsentPurpose(row.purpose), row.partner_id)] = (
+                ConsentStatus(row.granted, row.since)
+            )
+    return states
 
 
 def history(session: Session, subject_id: int) -> list[ConsentEntry]:

@@ -53,6 +53,7 @@ def create_subject(
         session.add(
             IdentityRow(
                 subject_id=subject_id,
+                origin_subject_id=subject_id,
                 kind=identifier.kind.value,
                 key_version=pseudonym.key_version,
                 pseudonym=pseudonym.digest,

@@ -12,6 +12,7 @@ from tests.support.live_server import LiveServer
 ALL = frozenset(Role)
 ADMIN = frozenset({Role.ADMIN})
 COMPLIANCE = frozenset({Role.COMPLIANCE})
+SENDERS = frozenset({Role.PARTNER, Role.ADMIN})
 
 # The promise, written out: which role may call which root field.
 EXPECTED: dict[str, tuple[frozenset[Role], str]] = {
@@ -31,6 +32,7 @@ EXPECTED: dict[str, tuple[frozenset[Role], str]] = {
         'mutation { recordPrivacySignal(input: {identifier: {kind: EMAIL, value: "probe@example.org"},'
         ' signal: GLOBAL_PRIVACY_CONTROL, source: "test"}) { recorded } }',
     ),
+    "Mutation.ingestEvents": (SENDERS, "mutation { ingestEvents(batch: {events: []}) { received } }"),
     "Mutation.createPartner": (
         ADMIN,
         'mutation { createPartner(name: "!", purposes: [ANALYTICS]) { errors { code } } }',

@@ -2,6 +2,7 @@
 
 from server.storage.tables.access import ApiKeyRow, PartnerRow
 from server.storage.tables.audit import AuditEntryRow, AuditHeadRow
+from server.storage.tables.identity import IdentityMergeRow, SubjectTraitsRow
 from server.storage.tables.privacy import (
     ConsentRecordRow,
     ConsentStateRow,
@@ -18,10 +19,12 @@ __all__ = [
     "ConsentRecordRow",
     "ConsentStateRow",
     "EventRow",
+    "IdentityMergeRow",
     "IdentityRow",
     "PartnerRow",
     "SubjectKeyRow",
     "SubjectPiiRow",
     "SubjectRow",
+    "SubjectTraitsRow",
     "SuppressionRow",
 ]

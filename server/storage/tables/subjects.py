@@ -7,17 +7,17 @@ reveals nothing about the person. Identifiers are stored only as keyed HMACs.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import (
-    JSON,
     BigInteger,
+    Float,
     ForeignKey,
     Index,
     Integer,
     LargeBinary,
     SmallInteger,
     String,
+    Text,
     UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column
@@ -40,6 +40,7 @@ class IdentityRow(Base):
 
     id: Mapped[int] = mapped_column(AutoBigInteger, primary_key=True)
     subject_id: Mapped[int] = mapped_column(ForeignKey("subjects.id", ondelete="CASCADE"), index=True)
+    origin_subject_id: Mapped[int] = mapped_column(BigInteger)
     kind: Mapped[str] = mapped_column(String(24))
     key_version: Mapped[int] = mapped_column(SmallInteger)
     pseudonym: Mapped[bytes] = mapped_column(LargeBinary(32))
@@ -60,8 +61,13 @@ class EventRow(Base):
     source: Mapped[str] = mapped_column(String(64))
     event_id: Mapped[str] = mapped_column(String(128))
     subject_id: Mapped[int] = mapped_column(ForeignKey("subjects.id", ondelete="CASCADE"))
+    origin_subject_id: Mapped[int] = mapped_column(BigInteger)
     type: Mapped[str] = mapped_column(String(48))
     channel: Mapped[str] = mapped_column(String(16))
     occurred_at: Mapped[datetime] = mapped_column(UtcDateTime)
     received_at: Mapped[datetime] = mapped_column(UtcDateTime)
-    properties: Mapped[dict[str, Any]] = mapped_column(JSON)
+    topics: Mapped[str | None] = mapped_column(Text, doc="Known topic ids joined by ';' (ids are slugs).")
+    amount: Mapped[float | None] = mapped_column(Float)
+    currency: Mapped[str | None] = mapped_column(String(3))
+    campaign: Mapped[str | None] = mapped_column(String(64))
+    region: Mapped[str | None] = mapped_column(String(16))

@@ -1,0 +1,67 @@
+from __future__ import annotations
+
+import re
+
+import strawberry
+from strawberry.types import Info
+
+from schema.context import Context
+from schema.errors import DomainError
+from schema.ingest.convert import events_frame
+from schema.ingest.types import SENDERS, EventBatchInput, IngestEventsPayload, RejectedRecord
+from server.auth.principal import Role
+from server.ingest.service import IngestResult, ingest_events
+from server.ingest.setup import guardrails_from, validation_context
+from server.ingest.vocabulary import REJECT_MESSAGES, RejectCode
+from server.runtime import UnitOfWork
+
+_SOURCE = re.compile(r"^[a-z0-9][a-z0-9_.:-]{0,63}$")
+
+
+def _payload(result: IngestResult, errors: list[DomainError] | None = None) -> IngestEventsPayload:
+    return IngestEventsPayload(
+        received=result.received,
+        accepted=result.accepted,
+        duplicates=result.duplicates,
+        rejected=[RejectedRecord(index=r.index, code=r.code.value, message=r.message) for r in result.rejected],
+        dropped_topics=result.dropped_topics,
+        dropped_labels=result.dropped_labels,
+        junk_identifiers=result.junk_identifiers,
+        new_subjects=result.new_subjects,
+        merges=result.merges,
+        refused_merges=result.refused_merges,
+        identity_limit_hits=result.identity_limit_hits,
+        errors=errors or [],
+    )
+
+
+@strawberry.type
+class IngestMutations:
+    @strawberry.mutation(
+        extensions=SENDERS,
+        description="Ingest a batch of events. Rejected records change nothing; the others land; "
+        "a batch sent twice adds nothing the second time.",
+    )
+    async def ingest_events(self, info: Info[Context, None], batch: EventBatchInput) -> IngestEventsPayload:
+        principal = info.context.caller
+        settings = info.context.runtime.settings
+        received = len(batch.events)
+        if received > settings.ingest_max_batch:
+            return _payload(IngestResult(received=received), [DomainError(
+                field="batch.events", code=RejectCode.TOO_LARGE.value, message=REJECT_MESSAGES[RejectCode.TOO_LARGE])])
+        if principal.role is Role.PARTNER:
+            source, partner_id = f"partner:{principal.partner_id}", principal.partner_id
+        else:
+            source, partner_id = batch.source or "api", None
+            if not _SOURCE.match(source):
+                return _payload(IngestResult(received=received), [DomainError(
+                    field="batch.source", code="INVALID_SOURCE",
+                    message="source must be 1-64 characters of a-z, 0-9, _ . : -")])
+        frame = events_frame(batch.events)
+
+        def work(unit: UnitOfWork) -> IngestResult:
+            context = validation_context(unit.session, settings, unit.kit, now=unit.clock(),
+                                         forced_partner_id=partner_id)
+            return ingest_events(unit, frame, source=source, context=context, guardrails=guardrails_from(settings))
+
+        return _payload(await info.context.run(work))

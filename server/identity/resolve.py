@@ -1,0 +1,386 @@
+"""Deterministic identity resolution for a batch, in columns.
+
+Records and identifier hashes form a graph (a record links the identifiers it carries; an
+existing identity links its hash to its subject). Each connected component is one person:
+no subject yet means a new subject, one means that subject, several mean a merge. Guardrails
+keep junk from fusing strangers: a cap on identifiers per type per subject, and a breaker that
+refuses merges that would join too many subjects or identities at once.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import polars as pl
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from privacy.identifiers import IdentifierKind
+from server.ingest.validate import IDENTIFIER_COLUMNS, ROW
+from server.privacy_kit import PrivacyKit
+from server.storage.tables import IdentityRow, SubjectRow, SuppressionRow
+
+LOOKUP_CHUNK = 5_000
+SUBJECT_ID_BITS = 63
+# Which identifier decides a record's subject when a merge is refused: the most specific first.
+KIND_PRIORITY = {
+    IdentifierKind.CUSTOMER_ID.value: 0,
+    IdentifierKind.EMAIL.value: 1,
+    IdentifierKind.PHONE.value: 2,
+    IdentifierKind.PARTNER_USER_ID.value: 3,
+    IdentifierKind.DEVICE_ID.value: 4,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityGuardrails:
+    max_per_kind: Mapping[str, int] = field(
+        default_factory=lambda: {
+            IdentifierKind.EMAIL.value: 5,
+            IdentifierKind.PHONE.value: 5,
+            IdentifierKind.DEVICE_ID.value: 50,
+            IdentifierKind.CUSTOMER_ID.value: 3,
+            IdentifierKind.PARTNER_USER_ID.value: 20,
+        }
+    )
+    max_subjects_per_merge: int = 3
+    max_identities_after_merge: int = 100
+
+
+@dataclass(frozen=True, slots=True)
+class Merge:
+    winner: int
+    losers: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Resolution:
+    """``rows``: (row, subject_id) for every record that was resolved."""
+
+    rows: pl.DataFrame
+    suppressed_rows: pl.Series
+    new_subjects: list[int]
+    new_identities: pl.DataFrame
+    merges: list[Merge]
+    refused_merges: int
+    identity_limit_hits: int
+
+
+def identifier_pairs(frame: pl.DataFrame) -> pl.DataFrame:
+    """One row per (record, identifier): kind, normalized value and partner scope (0 if none)."""
+    parts = [
+        frame.filter(pl.col(normalized).is_not_null()).select(
+            pl.col(ROW),
+            pl.lit(kind.value).alias("kind"),
+            pl.col(normalized).alias("value"),
+            (pl.col("partner_id") if kind is IdentifierKind.PARTNER_USER_ID else pl.lit(0))
+            .cast(pl.Int64)
+            .alias("scope"),
+        )
+        for _raw, normalized, kind, _code in IDENTIFIER_COLUMNS
+    ]
+    return pl.concat(parts)
+
+
+def hash_identifiers(unique: pl.DataFrame, kit: PrivacyKit, key_version: int) -> pl.Series:
+    """Digests for unique (kind, value, scope) rows, one bulk HMAC call per kind and scope."""
+    digests: list[bytes | None] = [None] * unique.height
+    indexed = unique.with_row_index("_i")
+    for (kind, scope), group in indexed.group_by(["kind", "scope"]):
+        values = group["value"].to_list()
+        partner = int(scope) if kind == IdentifierKind.PARTNER_USER_ID.value else None
+        hashed = kit.pseudonymizer.digest_many(IdentifierKind(kind), values, partner, key_version=key_version)
+        for position, digest in zip(group["_i"].to_list(), hashed, strict=True):
+            digests[position] = digest
+    return pl.Series("digest", digests, dtype=pl.Binary)
+
+
+def _lookup(
+    session: Session, model: type[IdentityRow] | type[SuppressionRow], hashed: pl.DataFrame, columns: Sequence[str]
+) -> pl.DataFrame:
+    """Existing rows matching (kind, key_version, digest), fetched in chunks per kind and version."""
+    found: list[pl.DataFrame] = []
+    for (kind, version), group in hashed.group_by(["kind", "key_version"]):
+        digests = group["digest"].unique().to_list()
+        for start in range(0, len(digests), LOOKUP_CHUNK):
+            rows = session.execute(
+                select(model.kind, model.key_version, model.pseudonym, *[getattr(model, c) for c in columns]).where(
+                    model.kind == kind,
+                    model.key_version == version,
+                    model.pseudonym.in_(digests[start : start + LOOKUP_CHUNK]),
+                )
+            ).all()
+            if rows:
+                found.append(
+                    pl.DataFrame(
+                        [tuple(row) for row in rows],
+                        schema={
+                            "kind": pl.String,
+                            "key_version": pl.Int64,
+                            "digest": pl.Binary,
+                            **dict.fromkeys(columns, pl.Int64),
+                        },
+                        orient="row",
+                    )
+                )
+    schema = {"kind": pl.String, "key_version": pl.Int64, "digest": pl.Binary, **dict.fromkeys(columns, pl.Int64)}
+    return pl.concat(found) if found else pl.DataFrame(schema=schema)
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedBatch:
+    """The expensive part of resolution, done once per batch: hashing and database lookups."""
+
+    pairs: pl.DataFrame
+    hashed_current: pl.DataFrame
+    node_subject: pl.DataFrame
+    suppressed_rows: pl.Series
+    node_count: int
+
+
+def prepare(session: Session, frame: pl.DataFrame, kit: PrivacyKit) -> PreparedBatch:
+    """Hash every identifier under every key version and find known and suppressed ones."""
+    pairs = identifier_pairs(frame)
+    unique = pairs.select("kind", "value", "scope").unique(maintain_order=True)
+    versions = kit.pseudonymizer.versions
+    current = kit.pseudonymizer.current_version
+    hashed_by_version = [
+        unique.with_columns(
+            key_version=pl.lit(version, dtype=pl.Int64), digest=hash_identifiers(unique, kit, version)
+        ).with_row_index("node")
+        for version in versions
+    ]
+    hashed_all = pl.concat(hashed_by_version)
+    suppressed = _lookup(session, SuppressionRow, hashed_all, [])
+    suppressed_nodes = hashed_all.join(suppressed, on=["kind", "key_version", "digest"], how="semi")["node"]
+    pairs = pairs.join(unique.with_row_index("node"), on=["kind", "value", "scope"], how="left")
+    suppressed_rows = pairs.filter(pl.col("node").is_in(suppressed_nodes.implode()))[ROW].unique()
+    existing = _lookup(session, IdentityRow, hashed_all, ["subject_id"])
+    node_subject = (
+        hashed_all.join(existing, on=["kind", "key_version", "digest"], how="inner")
+        .select("node", "subject_id")
+        .unique()
+    )
+    return PreparedBatch(
+        pairs=pairs.filter(~pl.col(ROW).is_in(suppressed_rows.implode())).drop("value"),
+        hashed_current=hashed_by_version[versions.index(current)].drop("value"),
+        node_subject=node_subject,
+        suppressed_rows=suppressed_rows,
+        node_count=unique.height,
+    )
+
+
+def resolve(session: Session, frame: pl.DataFrame, kit: PrivacyKit, guardrails: IdentityGuardrails) -> Resolution:
+    """Prepare and plan in one call, for callers that resolve once."""
+    return plan(session, prepare(session, frame, kit), guardrails)
+
+
+def plan(
+    session: Session, prepared: PreparedBatch, guardrails: IdentityGuardrails, *, rows: pl.Series | None = None
+) -> Resolution:
+    """Assign records (all, or only ``rows``) to subjects; plan new subjects, identities and merges.
+
+    Nothing is written: the caller applies the plan once consent has been checked.
+    """
+    pairs = prepared.pairs if rows is None else prepared.pairs.filter(pl.col(ROW).is_in(rows.implode()))
+    if pairs.height == 0:
+        return Resolution(
+            rows=pl.DataFrame(schema={ROW: pl.UInt32, "subject_id": pl.Int64}),
+            suppressed_rows=prepared.suppressed_rows,
+            new_subjects=[],
+            new_identities=_empty_identities(),
+            merges=[],
+            refused_merges=0,
+            identity_limit_hits=0,
+        )
+    node_subject = prepared.node_subject.join(pairs.select("node").unique(), on="node", how="semi")
+    record_rows = pairs[ROW].unique().sort()
+    component_of_row, component_of_subject = _components(pairs, node_subject, record_rows, prepared.node_count)
+    subject_components = pl.DataFrame({"subject_id": node_subject["subject_id"].unique().sort()}).with_columns(
+        component=pl.Series(component_of_subject, dtype=pl.Int64)
+    )
+    row_components = pl.DataFrame({ROW: record_rows, "component": pl.Series(component_of_row, dtype=pl.Int64)})
+
+    per_component = subject_components.group_by("component").agg(pl.col("subject_id").sort())
+    multi = per_component.filter(pl.col("subject_id").list.len() > 1)
+    identity_counts = _identity_counts(session, multi.explode("subject_id")["subject_id"].to_list())
+    created = _created_order(session, multi)
+
+    merges: list[Merge] = []
+    refused: set[int] = set()
+    winner_of: dict[int, int] = {}
+    for component, subjects in per_component.iter_rows():
+        if len(subjects) == 1:
+            winner_of[component] = subjects[0]
+            continue
+        total = sum(identity_counts.get(s, 0) for s in subjects)
+        if len(subjects) > guardrails.max_subjects_per_merge or total > guardrails.max_identities_after_merge:
+            refused.add(component)
+            continue
+        ordered = sorted(subjects, key=lambda s: (created.get(s, 0), s))
+        winner_of[component] = ordered[0]
+        merges.append(Merge(winner=ordered[0], losers=tuple(ordered[1:])))
+
+    components_without_subject = sorted(set(row_components["component"].to_list()) - set(winner_of) - refused)
+    new_subjects = [secrets.randbits(SUBJECT_ID_BITS) or 1 for _ in components_without_subject]
+    winner_of.update(zip(components_without_subject, new_subjects, strict=True))
+
+    assigned = row_components.with_columns(
+        subject_id=pl.col("component").replace_strict(winner_of, default=None, return_dtype=pl.Int64)
+    )
+    if refused:
+        assigned = _assign_refused(assigned, pairs, node_subject, refused)
+    new_identities, limit_hits = _new_identities(
+        pairs, assigned, prepared.hashed_current, node_subject, guardrails, refused, session
+    )
+    return Resolution(
+        rows=assigned.select(ROW, "subject_id"),
+        suppressed_rows=prepared.suppressed_rows,
+        new_subjects=new_subjects,
+        new_identities=new_identities,
+        merges=merges,
+        refused_merges=len(refused),
+        identity_limit_hits=limit_hits,
+    )
+
+
+def _components(
+    pairs: pl.DataFrame, node_subject: pl.DataFrame, rows: pl.Series, node_count: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Connected components over rows, identifier nodes and existing subjects, in one sparse pass."""
+    row_index = {value: position for position, value in enumerate(rows.to_list())}
+    subjects = node_subject["subject_id"].unique().sort()
+    subject_index = {value: position for position, value in enumerate(subjects.to_list())}
+    row_count, subject_offset = len(row_index), len(row_index) + node_count
+    pair_rows = pairs[ROW].replace_strict(row_index, return_dtype=pl.Int64).to_numpy()
+    pair_nodes = pairs["node"].to_numpy().astype(np.int64) + row_count
+    subject_nodes = node_subject["node"].to_numpy().astype(np.int64) + row_count
+    subject_ids = node_subject["subject_id"].replace_strict(subject_index, return_dtype=pl.Int64).to_numpy()
+    sources = np.concatenate([pair_rows, subject_nodes])
+    targets = np.concatenate([pair_nodes, subject_ids + subject_offset])
+    size = subject_offset + len(subject_index)
+    graph = coo_matrix((np.ones(len(sources), dtype=np.int8), (sources, targets)), shape=(size, size))
+    _count, labels = connected_components(graph, directed=False)
+    return labels[:row_count], labels[subject_offset:]
+
+
+def _identity_counts(session: Session, subject_ids: list[int]) -> dict[int, int]:
+    counts: dict[int, int] = {}
+    for start in range(0, len(subject_ids), LOOKUP_CHUNK):
+        chunk = subject_ids[start : start + LOOKUP_CHUNK]
+        rows = session.execute(
+            select(IdentityRow.subject_id, func.count())
+            .where(IdentityRow.subject_id.in_(chunk))
+            .group_by(IdentityRow.subject_id)
+        ).all()
+        counts.update((subject_id, int(count)) for subject_id, count in rows)
+    return counts
+
+
+def _created_order(session: Session, multi: pl.DataFrame) -> dict[int, float]:
+    ids = multi.explode("subject_id")["subject_id"].to_list() if multi.height else []
+    if not ids:
+        return {}
+    rows = session.execute(select(SubjectRow.id, SubjectRow.created_at).where(SubjectRow.id.in_(ids))).all()
+    return {row.id: row.created_at.timestamp() for row in rows}
+
+
+def _assign_refused(
+    assigned: pl.DataFrame, pairs: pl.DataFrame, node_subject: pl.DataFrame, refused: set[int]
+) -> pl.DataFrame:
+    """In a refused merge each record keeps the subject of its most specific known identifier."""
+    priority = pl.col("kind").replace_strict(KIND_PRIORITY, return_dtype=pl.Int64)
+    best = (
+        pairs.join(node_subject, on="node", how="inner")
+        .sort(priority, "subject_id")
+        .group_by(ROW, maintain_order=True)
+        .agg(pl.col("subject_id").first().alias("own_subject"))
+    )
+    fallback = (
+        assigned.filter(pl.col("component").is_in(list(refused)))
+        .join(best, on=ROW, how="left")
+        .group_by("component")
+        .agg(pl.col("own_subject").drop_nulls().min().alias("fallback"))
+    )
+    return (
+        assigned.join(best, on=ROW, how="left")
+        .join(fallback, on="component", how="left")
+        .with_columns(
+            subject_id=pl.when(pl.col("component").is_in(list(refused)))
+            .then(pl.coalesce("own_subject", "fallback"))
+            .otherwise(pl.col("subject_id"))
+        )
+        .drop("own_subject", "fallback")
+    )
+
+
+def _new_identities(
+    pairs: pl.DataFrame,
+    assigned: pl.DataFrame,
+    hashed_current: pl.DataFrame,
+    node_subject: pl.DataFrame,
+    guardrails: IdentityGuardrails,
+    refused: set[int],
+    session: Session,
+) -> tuple[pl.DataFrame, int]:
+    """Identifiers seen for the first time, linked to their record's subject within per-type caps.
+
+    Refused merges link nothing new, so a storm cannot grow while it is being refused.
+    """
+    unseen = (
+        pairs.join(node_subject.select("node"), on="node", how="anti")
+        .join(assigned, on=ROW, how="inner")
+        .filter(~pl.col("component").is_in(list(refused)))
+        .select("node", "subject_id")
+        .unique(subset="node", keep="first", maintain_order=True)
+        .join(hashed_current.select("node", "kind", "key_version", "digest", "scope"), on="node", how="inner")
+    )
+    if unseen.height == 0:
+        return _empty_identities(), 0
+    existing_per_kind = _existing_per_kind(session, unseen["subject_id"].unique().to_list())
+    ranked = unseen.join(existing_per_kind, on=["subject_id", "kind"], how="left").with_columns(
+        rank=pl.int_range(pl.len()).over("subject_id", "kind") + pl.col("existing").fill_null(0),
+        cap=pl.col("kind").replace_strict(dict(guardrails.max_per_kind), return_dtype=pl.Int64),
+    )
+    kept = ranked.filter(pl.col("rank") < pl.col("cap"))
+    return (
+        kept.select(
+            "subject_id",
+            "kind",
+            "key_version",
+            pl.col("digest").alias("pseudonym"),
+            pl.when(pl.col("scope") == 0).then(None).otherwise(pl.col("scope")).alias("partner_id"),
+        ),
+        ranked.height - kept.height,
+    )
+
+
+def _existing_per_kind(session: Session, subject_ids: list[int]) -> pl.DataFrame:
+    found: list[tuple[int, str, int]] = []
+    for start in range(0, len(subject_ids), LOOKUP_CHUNK):
+        chunk = subject_ids[start : start + LOOKUP_CHUNK]
+        found.extend(
+            session.execute(
+                select(IdentityRow.subject_id, IdentityRow.kind, func.count())
+                .where(IdentityRow.subject_id.in_(chunk))
+                .group_by(IdentityRow.subject_id, IdentityRow.kind)
+            ).all()
+        )
+    return pl.DataFrame(found, schema={"subject_id": pl.Int64, "kind": pl.String, "existing": pl.Int64}, orient="row")
+
+
+def _empty_identities() -> pl.DataFrame:
+    return pl.DataFrame(
+        schema={
+            "subject_id": pl.Int64,
+            "kind": pl.String,
+            "key_version": pl.Int64,
+            "pseudonym": pl.Binary,
+            "partner_id": pl.Int64,
+        }
+    )

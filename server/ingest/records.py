@@ -1,0 +1,135 @@
+"""The one flat shape every channel is read into, and the Segment-like nested shape it maps from.
+
+GraphQL, CSV, Parquet and NDJSON all become this frame before validation, so every path runs
+the same rules. The nested shape follows the Segment spec's common fields (``messageId``,
+``userId``, ``anonymousId``, ``timestamp``, ``context.traits``) one-to-one.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import polars as pl
+
+UTC_MICROS = pl.Datetime("us", "UTC")
+
+EVENT_SCHEMA: Final = pl.Schema(
+    {
+        "message_id": pl.String(),
+        "event": pl.String(),
+        "channel": pl.String(),
+        "timestamp": UTC_MICROS,
+        "user_id": pl.String(),
+        "anonymous_id": pl.String(),
+        "email": pl.String(),
+        "phone": pl.String(),
+        "partner": pl.String(),
+        "partner_user_id": pl.String(),
+        "topics": pl.List(pl.String()),
+        "category": pl.String(),
+        "amount": pl.Float64(),
+        "currency": pl.String(),
+        "campaign": pl.String(),
+        "region": pl.String(),
+        "consent_purposes": pl.List(pl.String()),
+        "gpc": pl.Boolean(),
+    }
+)
+
+SEGMENT_SCHEMA: Final = pl.Schema(
+    {
+        "messageId": pl.String(),
+        "type": pl.String(),
+        "channel": pl.String(),
+        "timestamp": pl.String(),
+        "userId": pl.String(),
+        "anonymousId": pl.String(),
+        "context": pl.Struct(
+            {
+                "traits": pl.Struct({"email": pl.String(), "phone": pl.String()}),
+                "partner": pl.String(),
+                "partnerUserId": pl.String(),
+                "consent": pl.Struct({"purposes": pl.List(pl.String()), "gpc": pl.Boolean()}),
+            }
+        ),
+        "properties": pl.Struct(
+            {
+                "topics": pl.List(pl.String()),
+                "category": pl.String(),
+                "amount": pl.Float64(),
+                "currency": pl.String(),
+                "campaign": pl.String(),
+                "region": pl.String(),
+            }
+        ),
+    }
+)
+
+
+def parse_timestamps(column: pl.Expr) -> pl.Expr:
+    """ISO-8601 with a zone (or Z), to UTC microseconds; anything else becomes null (INVALID_TIMESTAMP)."""
+    return column.str.to_datetime(time_zone="UTC", time_unit="us", strict=False)
+
+
+def from_segment(frame: pl.LazyFrame) -> pl.LazyFrame:
+    """Segment-shaped records to the flat frame, in one projection."""
+    context, traits, consent, properties = (
+        pl.col("context"),
+        pl.col("context").struct.field("traits"),
+        pl.col("context").struct.field("consent"),
+        pl.col("properties"),
+    )
+    return frame.select(
+        message_id=pl.col("messageId"),
+        event=pl.col("type"),
+        channel=pl.col("channel"),
+        timestamp=parse_timestamps(pl.col("timestamp")),
+        user_id=pl.col("userId"),
+        anonymous_id=pl.col("anonymousId"),
+        email=traits.struct.field("email"),
+        phone=traits.struct.field("phone"),
+        partner=context.struct.field("partner"),
+        partner_user_id=context.struct.field("partnerUserId"),
+        topics=properties.struct.field("topics"),
+        category=properties.struct.field("category"),
+        amount=properties.struct.field("amount"),
+        currency=properties.struct.field("currency"),
+        campaign=properties.struct.field("campaign"),
+        region=properties.struct.field("region"),
+        consent_purposes=consent.struct.field("purposes"),
+        gpc=consent.struct.field("gpc").fill_null(value=False),
+    )
+
+
+def conform(frame: pl.LazyFrame) -> pl.LazyFrame:
+    """Any flat input (a CSV's strings included) cast to ``EVENT_SCHEMA``; missing columns are null."""
+    present = frame.collect_schema()
+    columns = []
+    for name, dtype in EVENT_SCHEMA.items():
+        if name not in present:
+            columns.append(pl.lit(None, dtype=dtype).alias(name))
+            continue
+        source = present[name]
+        column = pl.col(name)
+        if source == dtype:
+            columns.append(column)
+        elif name == "timestamp" and source == pl.String():
+            columns.append(parse_timestamps(column))
+        elif name == "timestamp":
+            columns.append(
+                column.cast(pl.Datetime("us")).dt.replace_time_zone("UTC").alias(name)
+                if getattr(source, "time_zone", None) is None
+                else column.dt.convert_time_zone("UTC").cast(UTC_MICROS)
+            )
+        elif isinstance(dtype, pl.List) and source == pl.String():
+            columns.append(
+                pl.when(column.str.strip_chars() == "")
+                .then(pl.lit([], dtype=dtype))
+                .otherwise(column.str.split(";"))
+                .alias(name)
+            )
+        elif name == "gpc" and source == pl.String():
+            columns.append(column.str.to_lowercase().is_in(["true", "1", "yes"]).alias(name))
+        else:
+            columns.append(column.cast(dtype, strict=False))
+    return frame.select(columns)

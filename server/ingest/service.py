@@ -1,0 +1,142 @@
+"""Ingest a batch of events: validate, de-duplicate, resolve identities, gate on consent, store.
+
+The same function serves GraphQL batches and file chunks, so both give the same answers. It
+never commits: the caller's unit of work does, so a batch lands whole or not at all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import polars as pl
+
+from server.consent import service as consent
+from server.identity.merge import merge_subjects
+from server.identity.resolve import IdentityGuardrails, Resolution, plan, prepare
+from server.ingest import consent_gate, store
+from server.ingest.validate import REJECT, ROW, ValidationContext, validate
+from server.ingest.vocabulary import REJECT_MESSAGES, RejectCode
+from server.runtime import UnitOfWork
+
+
+@dataclass(frozen=True, slots=True)
+class RejectedRecord:
+    index: int
+    code: RejectCode
+
+    @property
+    def message(self) -> str:
+        return REJECT_MESSAGES[self.code]
+
+
+@dataclass(slots=True)
+class IngestResult:
+    received: int = 0
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: list[RejectedRecord] = field(default_factory=list)
+    dropped_topics: int = 0
+    dropped_labels: int = 0
+    junk_identifiers: int = 0
+    new_subjects: int = 0
+    merges: int = 0
+    refused_merges: int = 0
+    identity_limit_hits: int = 0
+
+    def add(self, other: IngestResult, *, index_offset: int = 0) -> None:
+        """Fold a chunk's result into a file's, renumbering rejected records."""
+        self.received += other.received
+        self.accepted += other.accepted
+        self.duplicates += other.duplicates
+        self.rejected.extend(RejectedRecord(r.index + index_offset, r.code) for r in other.rejected)
+        for name in (
+            "dropped_topics",
+            "dropped_labels",
+            "junk_identifiers",
+            "new_subjects",
+            "merges",
+            "refused_merges",
+            "identity_limit_hits",
+        ):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
+def ingest_events(
+    unit: UnitOfWork,
+    events: pl.DataFrame,
+    *,
+    source: str,
+    context: ValidationContext,
+    guardrails: IdentityGuardrails,
+) -> IngestResult:
+    session, now = unit.session, unit.clock()
+    result = IngestResult(received=events.height)
+    validated = validate(events, context)
+    result.dropped_topics, result.dropped_labels = validated.dropped_topics, validated.dropped_labels
+    result.junk_identifiers = validated.junk_identifiers
+    frame = validated.frame
+    rejected: dict[int, RejectCode] = {
+        row: RejectCode(code)
+        for row, code in frame.filter(pl.col(REJECT).is_not_null()).select(ROW, REJECT).iter_rows()
+    }
+    valid = frame.filter(pl.col(REJECT).is_null())
+    stored = store.already_stored(session, source, valid["message_id"].to_list())
+    repeated = pl.col("message_id").is_in(sorted(stored)) | (pl.int_range(pl.len()).over("message_id") > 0)
+    result.duplicates = valid.filter(repeated).height
+    candidates = valid.filter(~repeated)
+
+    prepared = prepare(session, candidates, unit.kit)
+    first = plan(session, prepared, guardrails)
+    rejected.update(dict.fromkeys(first.suppressed_rows.to_list(), RejectCode.SUPPRESSED))
+    resolved = candidates.join(first.rows, on=ROW, how="inner")
+    known_subjects = sorted(set(resolved["subject_id"].to_list()) - set(first.new_subjects))
+    states = consent_gate.current_states(session, known_subjects)
+    decision = consent_gate.decide(resolved, states, source=source)
+    known = set(known_subjects)
+    entries = [(s, e) for s, e in decision.ledger_entries if s in known]
+
+    allowed = resolved.filter(pl.col(ROW).is_in(decision.allowed_rows.implode()))
+    final: Resolution = first
+    if allowed.height < resolved.height:
+        rejected.update(
+            dict.fromkeys(
+                resolved.filter(~pl.col(ROW).is_in(decision.allowed_rows.implode()))[ROW].to_list(),
+                RejectCode.NO_CONSENT,
+            )
+        )
+        final = plan(session, prepared, guardrails, rows=decision.allowed_rows)
+        allowed = allowed.drop("subject_id").join(final.rows, on=ROW, how="inner")
+    new = set(final.new_subjects)
+    if new:
+        fresh = consent_gate.decide(
+            allowed.filter(pl.col("subject_id").is_in(sorted(new))), states.head(0), source=source
+        )
+        entries += [(s, e) for s, e in fresh.ledger_entries if s in new]
+
+    consent.record_many(session, [(s, e) for s, e in entries if s not in new])
+    merge_subjects(unit, [(m.winner, loser) for m in final.merges for loser in m.losers], reason="shared identifier")
+    store.create_subjects(session, final.new_subjects, unit.kit, now)
+    consent.record_many(session, [(s, e) for s, e in entries if s in new])
+    store.insert_identities(session, final.new_identities, now)
+    store.insert_events(session, allowed, source=source, now=now)
+
+    result.accepted = allowed.height
+    result.rejected = [RejectedRecord(row, code) for row, code in sorted(rejected.items())]
+    result.new_subjects = len(final.new_subjects)
+    result.merges = sum(len(m.losers) for m in final.merges)
+    result.refused_merges = final.refused_merges
+    result.identity_limit_hits = final.identity_limit_hits
+    unit.audit(
+        "ingest.batch",
+        details={
+            "source": source,
+            "received": result.received,
+            "accepted": result.accepted,
+            "duplicates": result.duplicates,
+            "rejected": len(result.rejected),
+            "new_subjects": result.new_subjects,
+            "merges": result.merges,
+            "refused_merges": result.refused_merges,
+        },
+    )
+    return result

@@ -1,0 +1,54 @@
+"""Ingestion configured from settings: one place, so GraphQL, file import and the demo agree."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from functools import cache
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from privacy.identifiers import IdentifierKind
+from server.identity.resolve import IdentityGuardrails
+from server.ingest.validate import ValidationContext
+from server.privacy_kit import PrivacyKit
+from server.settings import Settings
+from server.storage.tables import PartnerRow
+from server.taxonomy.taxonomy import Taxonomy, load_taxonomy
+
+
+@cache
+def taxonomy_for(extra: Path | None) -> Taxonomy:
+    """Loaded once per process: the taxonomy is configuration, not data."""
+    return load_taxonomy(extra)
+
+
+def guardrails_from(settings: Settings) -> IdentityGuardrails:
+    return IdentityGuardrails(
+        max_per_kind={
+            IdentifierKind.EMAIL.value: settings.max_emails_per_subject,
+            IdentifierKind.PHONE.value: settings.max_phones_per_subject,
+            IdentifierKind.DEVICE_ID.value: settings.max_device_ids_per_subject,
+            IdentifierKind.CUSTOMER_ID.value: settings.max_customer_ids_per_subject,
+            IdentifierKind.PARTNER_USER_ID.value: settings.max_partner_user_ids_per_subject,
+        },
+        max_subjects_per_merge=settings.max_subjects_per_merge,
+        max_identities_after_merge=settings.max_identities_after_merge,
+    )
+
+
+def validation_context(
+    session: Session, settings: Settings, kit: PrivacyKit, *, now: datetime, forced_partner_id: int | None = None
+) -> ValidationContext:
+    partner_ids = dict(session.execute(select(PartnerRow.name, PartnerRow.id)).all())
+    return ValidationContext(
+        now=now,
+        rules=kit.rules,
+        taxonomy=taxonomy_for(settings.taxonomy_extra),
+        partner_ids=partner_ids,
+        forced_partner_id=forced_partner_id,
+        future_skew=timedelta(seconds=settings.ingest_future_skew_seconds),
+        retention=timedelta(days=settings.retention_days),
+        extra_event_types=frozenset(t.strip() for t in settings.extra_event_types.split(",") if t.strip()),
+    )

@@ -1,0 +1,82 @@
+"""Bulk writes of a resolved batch: new subjects with their data keys, identities, events."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import polars as pl
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from privacy.field_crypto import new_data_key
+from server.ingest.validate import ROW
+from server.privacy_kit import PrivacyKit
+from server.storage.bulk import bulk_insert
+from server.storage.tables import EventRow, IdentityRow, SubjectKeyRow, SubjectRow
+from server.storage.upsert import table_of
+
+LOOKUP_CHUNK = 5_000
+
+
+def already_stored(session: Session, source: str, message_ids: list[str]) -> set[str]:
+    """Event ids of this source that are in the database: a replayed batch adds nothing."""
+    found: set[str] = set()
+    unique = sorted(set(message_ids))
+    for start in range(0, len(unique), LOOKUP_CHUNK):
+        found.update(
+            session.scalars(
+                select(EventRow.event_id).where(
+                    EventRow.source == source, EventRow.event_id.in_(unique[start : start + LOOKUP_CHUNK])
+                )
+            )
+        )
+    return found
+
+
+def create_subjects(session: Session, subject_ids: list[int], kit: PrivacyKit, now: datetime) -> None:
+    if not subject_ids:
+        return
+    session.execute(
+        table_of(SubjectRow).insert(),
+        [{"id": s, "created_at": now, "status": "active", "merged_into": None} for s in subject_ids],
+    )
+    wrapped = [(s, kit.key_wrapper.wrap(new_data_key(), s)) for s in subject_ids]
+    session.execute(
+        table_of(SubjectKeyRow).insert(),
+        [{"subject_id": s, "kek_version": w.kek_version, "wrapped_dek": w.blob, "created_at": now} for s, w in wrapped],
+    )
+
+
+def insert_identities(session: Session, identities: pl.DataFrame, now: datetime) -> None:
+    """Conflicts are ignored: a concurrent batch that linked the same identifier first wins."""
+    bulk_insert(
+        session,
+        IdentityRow,
+        identities.with_columns(
+            origin_subject_id=pl.col("subject_id"), first_seen=pl.lit(now, dtype=pl.Datetime("us", "UTC"))
+        ),
+    )
+
+
+def insert_events(session: Session, events: pl.DataFrame, *, source: str, now: datetime) -> None:
+    """One multi-row statement; the (source, event_id) constraint turns a racing replay into a no-op."""
+    rows = events.select(
+        pl.lit(source).alias("source"),
+        pl.col("message_id").alias("event_id"),
+        "subject_id",
+        pl.col("subject_id").alias("origin_subject_id"),
+        pl.col("event").alias("type"),
+        "channel",
+        pl.col("timestamp").alias("occurred_at"),
+        pl.lit(now, dtype=pl.Datetime("us", "UTC")).alias("received_at"),
+        pl.when(pl.col("topics_known").list.len() > 0).then(pl.col("topics_known").list.join(";")).alias("topics"),
+        "amount",
+        "currency",
+        "campaign",
+        "region",
+    )
+    bulk_insert(session, EventRow, rows)
+
+
+def rows_of(frame: pl.DataFrame, rows: pl.Series) -> pl.DataFrame:
+    return frame.filter(pl.col(ROW).is_in(rows.implode()))

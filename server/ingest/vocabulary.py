@@ -1,0 +1,72 @@
+"""What an event may say: its types, channels, and the codes a rejected record gets."""
+
+from __future__ import annotations
+
+import enum
+from typing import Final
+
+CHANNELS: Final = frozenset({"web", "app", "email", "ads", "offline", "partner"})
+EVENT_TYPES: Final = frozenset(
+    {
+        "page_view",
+        "click",
+        "search",
+        "purchase",
+        "add_to_cart",
+        "email_open",
+        "email_click",
+        "ad_impression",
+        "ad_click",
+        "signup",
+        "app_open",
+        "store_visit",
+    }
+)
+ADVERTISING_EVENT_TYPES: Final = frozenset({"ad_impression", "ad_click"})
+
+
+class RejectCode(enum.StrEnum):
+    """Stable codes for a rejected record; each message names the rule, never the value."""
+
+    INVALID_MESSAGE_ID = "INVALID_MESSAGE_ID"
+    UNKNOWN_EVENT_TYPE = "UNKNOWN_EVENT_TYPE"
+    UNKNOWN_CHANNEL = "UNKNOWN_CHANNEL"
+    INVALID_TIMESTAMP = "INVALID_TIMESTAMP"
+    FUTURE_TIMESTAMP = "FUTURE_TIMESTAMP"
+    TOO_OLD = "TOO_OLD"
+    INVALID_EMAIL = "INVALID_EMAIL"
+    INVALID_PHONE = "INVALID_PHONE"
+    INVALID_DEVICE_ID = "INVALID_DEVICE_ID"
+    INVALID_CUSTOMER_ID = "INVALID_CUSTOMER_ID"
+    INVALID_PARTNER_USER_ID = "INVALID_PARTNER_USER_ID"
+    UNKNOWN_PARTNER = "UNKNOWN_PARTNER"
+    NO_IDENTIFIER = "NO_IDENTIFIER"
+    INVALID_AMOUNT = "INVALID_AMOUNT"
+    INVALID_CURRENCY = "INVALID_CURRENCY"
+    UNKNOWN_PURPOSE = "UNKNOWN_PURPOSE"
+    SUPPRESSED = "SUPPRESSED"
+    NO_CONSENT = "NO_CONSENT"
+    TOO_LARGE = "TOO_LARGE"
+
+
+REJECT_MESSAGES: Final[dict[RejectCode, str]] = {
+    RejectCode.INVALID_MESSAGE_ID: "messageId is required: 1 to 128 printable characters",
+    RejectCode.UNKNOWN_EVENT_TYPE: "type is not a declared event type",
+    RejectCode.UNKNOWN_CHANNEL: "channel must be one of web, app, email, ads, offline, partner",
+    RejectCode.INVALID_TIMESTAMP: "timestamp is required, as ISO-8601 with a time zone",
+    RejectCode.FUTURE_TIMESTAMP: "timestamp is in the future beyond the allowed clock skew",
+    RejectCode.TOO_OLD: "timestamp is older than the retention window",
+    RejectCode.INVALID_EMAIL: "email is not a valid address",
+    RejectCode.INVALID_PHONE: "phone is not a valid number (E.164, or national in the default region)",
+    RejectCode.INVALID_DEVICE_ID: "anonymousId is not a valid device id",
+    RejectCode.INVALID_CUSTOMER_ID: "userId is not a valid customer id",
+    RejectCode.INVALID_PARTNER_USER_ID: "partnerUserId is not valid, or was sent without a partner",
+    RejectCode.UNKNOWN_PARTNER: "partner is not a registered partner",
+    RejectCode.NO_IDENTIFIER: "the record carries no usable identifier",
+    RejectCode.INVALID_AMOUNT: "amount must be a finite number >= 0 with a currency",
+    RejectCode.INVALID_CURRENCY: "currency must be a three-letter ISO 4217 code",
+    RejectCode.UNKNOWN_PURPOSE: "consent lists a purpose outside the vocabulary",
+    RejectCode.SUPPRESSED: "an identifier of this record belongs to an erased person",
+    RejectCode.NO_CONSENT: "the person has no consent for any purpose this event can serve",
+    RejectCode.TOO_LARGE: "the batch is larger than the configured limit",
+}

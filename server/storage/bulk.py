@@ -1,0 +1,71 @@
+"""Bulk inserts from a Polars frame, past the ORM's per-value processing.
+
+PostgreSQL gets ``COPY`` into a temporary table, then one ``INSERT ... SELECT ... ON CONFLICT
+DO NOTHING``, so a racing duplicate never fails the batch. SQLite gets one ``executemany`` of
+plain tuples on the driver. Values are formatted by Polars as SQLAlchemy stores them
+(timestamps as naive UTC), so rows written here read back exactly like rows written by the ORM.
+"""
+
+from __future__ import annotations
+
+import io
+import secrets
+
+import polars as pl
+from sqlalchemy.orm import Session
+
+from server.storage.base import Base
+from server.storage.upsert import table_of
+
+SQLITE_TIMESTAMP = "%Y-%m-%d %H:%M:%S%.6f"
+POSTGRES_TIMESTAMP = "%Y-%m-%d %H:%M:%S%.6f"
+
+
+def bulk_insert(session: Session, model: type[Base], frame: pl.DataFrame, *, ignore_conflicts: bool = True) -> None:
+    """Insert every row of ``frame`` (columns named as the table's) in the caller's transaction."""
+    if frame.height == 0:
+        return
+    table = table_of(model)
+    columns = [column for column in frame.columns if column in table.c]
+    frame = frame.select(columns)
+    connection = session.connection()
+    driver = connection.connection.dbapi_connection
+    if driver is None:
+        raise RuntimeError("no driver connection")
+    if connection.dialect.name == "postgresql":
+        _copy_postgres(driver, table.name, frame, ignore_conflicts=ignore_conflicts)
+    else:
+        _executemany_sqlite(driver, table.name, frame, ignore_conflicts=ignore_conflicts)
+
+
+def _executemany_sqlite(driver: object, table: str, frame: pl.DataFrame, *, ignore_conflicts: bool) -> None:
+    formatted = frame.with_columns(
+        pl.col(pl.Datetime).dt.convert_time_zone("UTC").dt.replace_time_zone(None).dt.strftime(SQLITE_TIMESTAMP)
+    )
+    names = ", ".join(frame.columns)
+    marks = ", ".join("?" * len(frame.columns))
+    verb = "INSERT OR IGNORE" if ignore_conflicts else "INSERT"
+    cursor = driver.cursor()  # type: ignore[attr-defined]
+    try:
+        cursor.executemany(f"{verb} INTO {table} ({names}) VALUES ({marks})", formatted.iter_rows())
+    finally:
+        cursor.close()
+
+
+def _copy_postgres(driver: object, table: str, frame: pl.DataFrame, *, ignore_conflicts: bool) -> None:
+    formatted = frame.with_columns(
+        pl.col(pl.Datetime).dt.convert_time_zone("UTC").dt.replace_time_zone(None).dt.strftime(POSTGRES_TIMESTAMP),
+        pl.col(pl.Binary).bin.encode("hex").map_batches(lambda s: "\\x" + s, return_dtype=pl.String),
+        pl.col(pl.Boolean).cast(pl.String),
+    )
+    buffer = io.BytesIO()
+    formatted.write_csv(buffer, include_header=False, null_value="\\N", quote_style="necessary")
+    names = ", ".join(frame.columns)
+    staging = f"_bulk_{table}_{secrets.token_hex(4)}"
+    conflict = " ON CONFLICT DO NOTHING" if ignore_conflicts else ""
+    with driver.cursor() as cursor:  # type: ignore[attr-defined]
+        cursor.execute(f"CREATE TEMP TABLE {staging} (LIKE {table} INCLUDING DEFAULTS) ON COMMIT DROP")
+        with cursor.copy(f"COPY {staging} ({names}) FROM STDIN WITH (FORMAT csv, NULL '\\N')") as copy:
+            copy.write(buffer.getvalue())
+        cursor.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM {staging}{conflict}")
+        cursor.execute(f"DROP TABLE {staging}")

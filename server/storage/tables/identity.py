@@ -1,0 +1,39 @@
+"""The identity merge journal and coarse declared traits."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, ForeignKey, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from server.storage.base import AutoBigInteger, Base, UtcDateTime
+
+
+class IdentityMergeRow(Base):
+    """One merge of a subject into another; what it moved is found through ``origin_subject_id``."""
+
+    __tablename__ = "identity_merges"
+
+    id: Mapped[int] = mapped_column(AutoBigInteger, primary_key=True)
+    winner_subject_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    loser_subject_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    reason: Mapped[str] = mapped_column(String(32))
+    identities_moved: Mapped[int] = mapped_column(Integer)
+    events_moved: Mapped[int] = mapped_column(Integer)
+    merged_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    split_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class SubjectTraitsRow(Base):
+    """Quasi-identifiers kept only as coarse bands: an age band, never a birth date."""
+
+    __tablename__ = "subject_traits"
+
+    subject_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("subjects.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
+    age_band: Mapped[str | None] = mapped_column(String(8))
+    gender: Mapped[str | None] = mapped_column(String(8))
+    region: Mapped[str | None] = mapped_column(String(16))
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
