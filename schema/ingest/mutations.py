@@ -2,14 +2,23 @@ from __future__ import annotations
 
 import re
 
+import polars as pl
 import strawberry
 from strawberry.types import Info
 
 from schema.context import Context
 from schema.errors import DomainError
 from schema.ingest.convert import events_frame
-from schema.ingest.types import SENDERS, EventBatchInput, IngestEventsPayload, RejectedRecord
+from schema.ingest.types import (
+    SENDERS,
+    AttributeBatchInput,
+    EventBatchInput,
+    IngestEventsPayload,
+    RejectedRecord,
+    UpsertAttributesPayload,
+)
 from server.auth.principal import Role
+from server.ingest.attributes import ATTRIBUTE_MESSAGES, ATTRIBUTE_SCHEMA, AttributeResult, upsert_attributes
 from server.ingest.service import IngestResult, ingest_events
 from server.ingest.setup import guardrails_from, validation_context
 from server.ingest.vocabulary import REJECT_MESSAGES, RejectCode
@@ -65,3 +74,39 @@ class IngestMutations:
             return ingest_events(unit, frame, source=source, context=context, guardrails=guardrails_from(settings))
 
         return _payload(await info.context.run(work))
+
+    @strawberry.mutation(
+        extensions=SENDERS,
+        description="Declared attributes of known, consenting people: PII encrypted, quasi-identifiers banded.",
+    )
+    async def upsert_attributes(self, info: Info[Context, None], batch: AttributeBatchInput) -> UpsertAttributesPayload:
+        settings = info.context.runtime.settings
+        received = len(batch.records)
+        if received > settings.ingest_max_batch:
+            return UpsertAttributesPayload(received=received, accepted=0, fields_encrypted=0, rejected=[], errors=[
+                DomainError(field="batch.records", code=RejectCode.TOO_LARGE.value,
+                            message=REJECT_MESSAGES[RejectCode.TOO_LARGE])])
+        frame = pl.DataFrame(
+            {name: [getattr(record, name) for record in batch.records] for name in ATTRIBUTE_SCHEMA},
+            schema=ATTRIBUTE_SCHEMA,
+        )
+
+        def work(unit: UnitOfWork) -> AttributeResult:
+            return upsert_attributes(unit, frame, current_year=unit.clock().year, rules=unit.kit.rules,
+                                     guardrails=guardrails_from(settings))
+
+        result = await info.context.run(work)
+        return UpsertAttributesPayload(
+            received=result.received,
+            accepted=result.accepted,
+            fields_encrypted=result.fields_encrypted,
+            rejected=[RejectedRecord(index=row, code=code, message=_attribute_message(code))
+                      for row, code in result.rejected],
+            errors=[],
+        )
+
+
+def _attribute_message(code: str) -> str:
+    if code in ATTRIBUTE_MESSAGES:
+        return ATTRIBUTE_MESSAGES[code]
+    return REJECT_MESSAGES[RejectCode(code)]

@@ -79,3 +79,32 @@ class IngestEventsPayload:
     refused_merges: int = strawberry.field(extensions=SENDERS)
     identity_limit_hits: int = strawberry.field(extensions=SENDERS)
     errors: list[DomainError] = strawberry.field(extensions=SENDERS)
+
+
+@strawberry.input(description="Declared attributes of one known person; see docs/attributes.md for how each is kept.")
+class AttributeRecordInput:
+    user_id: str | None = None
+    anonymous_id: str | None = None
+    email: str | None = None
+    phone: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    birth_date: str | None = strawberry.field(default=None, description="YYYY-MM-DD; encrypted.")
+    street_address: str | None = strawberry.field(default=None, description="Encrypted.")
+    birth_year: int | None = strawberry.field(default=None, description="Kept only as an age band.")
+    gender: str | None = strawberry.field(default=None, description="female, male, other or undisclosed.")
+    region: str | None = strawberry.field(default=None, description="A region code such as FR or FR-IDF.")
+
+
+@strawberry.input
+class AttributeBatchInput:
+    records: list[AttributeRecordInput]
+
+
+@strawberry.type
+class UpsertAttributesPayload:
+    received: int = strawberry.field(extensions=SENDERS)
+    accepted: int = strawberry.field(extensions=SENDERS)
+    fields_encrypted: int = strawberry.field(extensions=SENDERS)
+    rejected: list[RejectedRecord] = strawberry.field(extensions=SENDERS)
+    errors: list[DomainError] = strawberry.field(extensions=SENDERS)

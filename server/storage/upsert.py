@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Table
+from sqlalchemy import Table, func
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -30,12 +30,26 @@ def insert_ignoring_conflicts(session: Session, model: type[Base], rows: Sequenc
 
 
 def upsert(
-    session: Session, model: type[Base], rows: Sequence[dict[str, Any]], *, keys: Sequence[str], update: Sequence[str]
+    session: Session,
+    model: type[Base],
+    rows: Sequence[dict[str, Any]],
+    *,
+    keys: Sequence[str],
+    update: Sequence[str],
+    keep_where_null: Sequence[str] = (),
 ) -> None:
+    """Insert or update; columns in ``keep_where_null`` keep their stored value when the new one is null."""
     if not rows:
         return
     statement = _insert(session, model)
+    table = table_of(model)
     statement = statement.on_conflict_do_update(
-        index_elements=list(keys), set_={column: statement.excluded[column] for column in update}
+        index_elements=list(keys),
+        set_={
+            column: func.coalesce(statement.excluded[column], table.c[column])
+            if column in keep_where_null
+            else statement.excluded[column]
+            for column in update
+        },
     )
     session.execute(statement, list(rows))
