@@ -10,6 +10,7 @@ import re
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
+import polars as pl
 from sqlalchemy import and_, select
 from sqlalchemy.orm import Session
 
@@ -24,6 +25,7 @@ from privacy.consent import (
     PrivacySignal,
 )
 from privacy.purposes import Purpose
+from server.storage.bulk import bulk_insert
 from server.storage.tables import ConsentRecordRow, ConsentStateRow
 from server.storage.upsert import table_of, upsert
 
@@ -57,36 +59,50 @@ def record(
     return entry
 
 
+LEDGER_SCHEMA = pl.Schema(
+    {
+        "subject_id": pl.Int64(), "purpose": pl.String(), "partner_id": pl.Int64(), "granted": pl.Boolean(),
+        "legal_basis": pl.String(), "source": pl.String(), "policy_version": pl.String(),
+        "recorded_at": pl.Datetime("us", "UTC"),
+    }
+)
+STATE_KEYS = ["subject_id", "purpose", "partner_id"]
+
+
 def record_many(session: Session, entries: Sequence[tuple[int, ConsentEntry]]) -> None:
-    """Append entries and move the derived state forward: one statement per table."""
-    if not entries:
-        return
-    session.execute(
-        table_of(ConsentRecordRow).insert(),
-        [
-            {
-                "subject_id": subject_id,
-                "purpose": entry.key.purpose.value,
-                "partner_id": entry.key.partner_id,
-                "granted": entry.granted,
-                "legal_basis": entry.legal_basis.value,
-                "source": entry.source,
-                "policy_version": entry.policy_version,
-                "recorded_at": entry.recorded_at,
-            }
-            for subject_id, entry in entries
-        ],
+    """Append entries and move the derived state forward."""
+    record_frame(
+        session,
+        pl.DataFrame(
+            [
+                (subject_id, e.key.purpose.value, e.key.partner_id, e.granted, e.legal_basis.value, e.source,
+                 e.policy_version, e.recorded_at)
+                for subject_id, e in entries
+            ],
+            schema=LEDGER_SCHEMA,
+            orient="row",
+        ),
     )
-    latest: dict[tuple[int, str, int], ConsentEntry] = {}
-    for subject_id, entry in sorted(entries, key=lambda pair: pair[1].recorded_at):
-        latest[(subject_id, entry.key.purpose.value, entry.key.partner_id)] = entry
-    current = _existing_since(session, list(latest))
-    rows = [
-        {"subject_id": s, "purpose": p, "partner_id": q, "granted": e.granted, "since": e.recorded_at}
-        for (s, p, q), e in latest.items()
-        if current.get((s, p, q)) is None or e.recorded_at >= current[(s, p, q)]
-    ]
-    upsert(session, ConsentStateRow, rows, keys=["subject_id", "purpose", "partner_id"], update=["granted", "since"])
+
+
+def record_frame(session: Session, ledger: pl.DataFrame) -> None:
+    """The columnar form of ``record_many`` (``LEDGER_SCHEMA``): one bulk insert, one state upsert."""
+    if ledger.height == 0:
+        return
+    bulk_insert(session, ConsentRecordRow, ledger, ignore_conflicts=False)
+    latest = ledger.sort("recorded_at").group_by(STATE_KEYS, maintain_order=True).last()
+    current = _existing_since(session, list(latest.select(STATE_KEYS).iter_rows()))
+    known = pl.DataFrame(
+        [(*key, since) for key, since in current.items()],
+        schema={"subject_id": pl.Int64, "purpose": pl.String, "partner_id": pl.Int64,
+                "current_since": pl.Datetime("us", "UTC")},
+        orient="row",
+    )
+    newer = latest.join(known, on=STATE_KEYS, how="left").filter(
+        pl.col("current_since").is_null() | (pl.col("recorded_at") >= pl.col("current_since"))
+    )
+    rows = newer.select(*STATE_KEYS, "granted", pl.col("recorded_at").alias("since")).to_dicts()
+    upsert(session, ConsentStateRow, rows, keys=STATE_KEYS, update=["granted", "since"])
 
 
 def _existing_since(session: Session, keys: list[tuple[int, str, int]]) -> dict[tuple[int, str, int], datetime]:

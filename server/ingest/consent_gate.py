@@ -16,7 +16,7 @@ import polars as pl
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from privacy.consent import NO_PARTNER, ConsentEntry, ConsentKey, ConsentPurpose, LegalBasis
+from privacy.consent import NO_PARTNER, ConsentPurpose, LegalBasis
 from privacy.purposes import Purpose
 from server.ingest.validate import ROW
 from server.ingest.vocabulary import ADVERTISING_EVENT_TYPES
@@ -29,8 +29,10 @@ ALWAYS_SERVABLE = [Purpose.ANALYTICS.value, Purpose.PERSONALIZATION.value, Purpo
 
 @dataclass(frozen=True, slots=True)
 class GateDecision:
+    """``ledger``: changes to append, in ``server.consent.service.LEDGER_SCHEMA``."""
+
     allowed_rows: pl.Series
-    ledger_entries: list[tuple[int, ConsentEntry]]
+    ledger: pl.DataFrame
 
 
 def statements(rows: pl.DataFrame) -> pl.DataFrame:
@@ -104,20 +106,16 @@ def decide(rows: pl.DataFrame, existing: pl.DataFrame, *, source: str) -> GateDe
     changes = timeline.filter(
         pl.col(ROW).is_not_null() & (pl.col("granted") != pl.col("previous").fill_null(value=False))
     )
-    entries = [
-        (
-            subject_id,
-            ConsentEntry(
-                ConsentKey(ConsentPurpose(purpose), partner_id),
-                granted,
-                LegalBasis.CONSENT,
-                f"event:{source}"[:64],
-                "collected",
-                at,
-            ),
-        )
-        for subject_id, purpose, partner_id, granted, at in changes.select(*keys, "granted", "at").iter_rows()
-    ]
+    ledger = changes.select(
+        pl.col("subject_id").cast(pl.Int64),
+        "purpose",
+        pl.col("partner_id").cast(pl.Int64),
+        "granted",
+        pl.lit(LegalBasis.CONSENT.value).alias("legal_basis"),
+        pl.lit(f"event:{source}"[:64]).alias("source"),
+        pl.lit("collected").alias("policy_version"),
+        pl.col("at").alias("recorded_at"),
+    )
     state_after = (
         timeline.sort("at")
         .group_by(keys)
@@ -148,4 +146,4 @@ def decide(rows: pl.DataFrame, existing: pl.DataFrame, *, source: str) -> GateDe
         )
         .with_columns(allowed=pl.col("granted").list.set_intersection(pl.col("servable")).list.len() > 0)
     )
-    return GateDecision(allowed_rows=judged.filter(pl.col("allowed"))[ROW], ledger_entries=entries)
+    return GateDecision(allowed_rows=judged.filter(pl.col("allowed"))[ROW], ledger=ledger)

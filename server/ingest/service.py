@@ -92,8 +92,7 @@ def ingest_events(
     known_subjects = sorted(set(resolved["subject_id"].to_list()) - set(first.new_subjects))
     states = consent_gate.current_states(session, known_subjects)
     decision = consent_gate.decide(resolved, states, source=source)
-    known = set(known_subjects)
-    entries = [(s, e) for s, e in decision.ledger_entries if s in known]
+    ledger_known = decision.ledger.filter(pl.col("subject_id").is_in(known_subjects))
 
     allowed = resolved.filter(pl.col(ROW).is_in(decision.allowed_rows.implode()))
     final: Resolution = first
@@ -106,17 +105,15 @@ def ingest_events(
         )
         final = plan(session, prepared, guardrails, rows=decision.allowed_rows)
         allowed = allowed.drop("subject_id").join(final.rows, on=ROW, how="inner")
-    new = set(final.new_subjects)
-    if new:
-        fresh = consent_gate.decide(
-            allowed.filter(pl.col("subject_id").is_in(sorted(new))), states.head(0), source=source
-        )
-        entries += [(s, e) for s, e in fresh.ledger_entries if s in new]
+    new = sorted(final.new_subjects)
+    ledger_new = consent_gate.decide(
+        allowed.filter(pl.col("subject_id").is_in(new)), states.head(0), source=source
+    ).ledger.filter(pl.col("subject_id").is_in(new))
 
-    consent.record_many(session, [(s, e) for s, e in entries if s not in new])
+    consent.record_frame(session, ledger_known)
     merge_subjects(unit, [(m.winner, loser) for m in final.merges for loser in m.losers], reason="shared identifier")
     store.create_subjects(session, final.new_subjects, unit.kit, now)
-    consent.record_many(session, [(s, e) for s, e in entries if s in new])
+    consent.record_frame(session, ledger_new)
     store.insert_identities(session, final.new_identities, now)
     store.insert_events(session, allowed, source=source, now=now)
 

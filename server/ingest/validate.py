@@ -89,10 +89,8 @@ def validate(events: pl.DataFrame, context: ValidationContext) -> ValidatedBatch
         junk_count=pl.sum_horizontal([mask.cast(pl.UInt8) for mask in junk.values()]),
         **{column: pl.when(mask).then(None).otherwise(pl.col(column)) for column, mask in junk.items()},
     )
-    frame = frame.with_columns(
-        normalized_expr(kind, pl.col(raw), context.rules).alias(normalized)
-        for raw, normalized, kind, _code in IDENTIFIER_COLUMNS
-    )
+    for raw, normalized, kind, _code in IDENTIFIER_COLUMNS:
+        frame = normalize_distinct(frame, raw, normalized, kind, context.rules)
     category_topic = context.taxonomy.category_topic(pl.col("category"))
     with_category = pl.concat_list(pl.col("topics").fill_null(pl.lit([], dtype=pl.List(pl.String))), category_topic)
     topics = pl.when(category_topic.is_null()).then(pl.col("topics")).otherwise(with_category)
@@ -110,6 +108,15 @@ def validate(events: pl.DataFrame, context: ValidationContext) -> ValidatedBatch
     totals = frame.select(pl.col("dropped_topics").sum(), pl.col("dropped_labels").sum(), pl.col("junk_count").sum())
     dropped_topics, dropped_labels, junk_count = totals.row(0)
     return ValidatedBatch(frame, int(dropped_topics or 0), int(dropped_labels or 0), int(junk_count or 0))
+
+
+def normalize_distinct(
+    frame: pl.DataFrame, raw: str, normalized: str, kind: IdentifierKind, rules: NormalizationRules
+) -> pl.DataFrame:
+    """Normalize each distinct value once: a person's identifiers repeat across their events."""
+    distinct = frame.select(pl.col(raw).drop_nulls().unique())
+    mapping = distinct.with_columns(normalized_expr(kind, pl.col(raw), rules).alias(normalized))
+    return frame.join(mapping, on=raw, how="left", maintain_order="left")
 
 
 def _partner_id(context: ValidationContext) -> pl.Expr:

@@ -12,6 +12,7 @@ import io
 import secrets
 
 import polars as pl
+import psycopg
 from sqlalchemy.orm import Session
 
 from server.storage.base import Base
@@ -60,12 +61,26 @@ def _copy_postgres(driver: object, table: str, frame: pl.DataFrame, *, ignore_co
     )
     buffer = io.BytesIO()
     formatted.write_csv(buffer, include_header=False, null_value="\\N", quote_style="necessary")
+    data = buffer.getvalue()
     names = ", ".join(frame.columns)
-    staging = f"_bulk_{table}_{secrets.token_hex(4)}"
-    conflict = " ON CONFLICT DO NOTHING" if ignore_conflicts else ""
+    options = "WITH (FORMAT csv, NULL '\\N')"
     with driver.cursor() as cursor:  # type: ignore[attr-defined]
-        cursor.execute(f"CREATE TEMP TABLE {staging} (LIKE {table} INCLUDING DEFAULTS) ON COMMIT DROP")
-        with cursor.copy(f"COPY {staging} ({names}) FROM STDIN WITH (FORMAT csv, NULL '\\N')") as copy:
-            copy.write(buffer.getvalue())
-        cursor.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM {staging}{conflict}")
-        cursor.execute(f"DROP TABLE {staging}")
+        if not ignore_conflicts:
+            with cursor.copy(f"COPY {table} ({names}) FROM STDIN {options}") as copy:
+                copy.write(data)
+            return
+        # Straight into the table; only a conflict (a racing duplicate) pays for the staging route.
+        cursor.execute("SAVEPOINT bulk_copy")
+        try:
+            with cursor.copy(f"COPY {table} ({names}) FROM STDIN {options}") as copy:
+                copy.write(data)
+        except psycopg.errors.UniqueViolation:
+            cursor.execute("ROLLBACK TO SAVEPOINT bulk_copy")
+            staging = f"_bulk_{table}_{secrets.token_hex(4)}"
+            cursor.execute(f"CREATE TEMP TABLE {staging} (LIKE {table} INCLUDING DEFAULTS) ON COMMIT DROP")
+            with cursor.copy(f"COPY {staging} ({names}) FROM STDIN {options}") as copy:
+                copy.write(data)
+            cursor.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM {staging} ON CONFLICT DO NOTHING")
+            cursor.execute(f"DROP TABLE {staging}")
+        else:
+            cursor.execute("RELEASE SAVEPOINT bulk_copy")
