@@ -66,12 +66,13 @@ class IngestMutations:
                 return _payload(IngestResult(received=received), [DomainError(
                     field="batch.source", code="INVALID_SOURCE",
                     message="source must be 1-64 characters of a-z, 0-9, _ . : -")])
-        frame = events_frame(batch.events)
+        frame, malformed = events_frame(list(batch.events))
 
         def work(unit: UnitOfWork) -> IngestResult:
             context = validation_context(unit.session, settings, unit.kit, now=unit.clock(),
                                          forced_partner_id=partner_id)
-            return ingest_events(unit, frame, source=source, context=context, guardrails=guardrails_from(settings))
+            return ingest_events(unit, frame, source=source, context=context, guardrails=guardrails_from(settings),
+                                 malformed=malformed)
 
         return _payload(await info.context.run(work))
 

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import NewType
+
 import strawberry
 
 from schema.errors import DomainError
@@ -9,50 +11,24 @@ from server.auth.principal import Role
 SENDERS = requires(Role.PARTNER, Role.ADMIN)
 
 
-@strawberry.input
-class TraitsInput:
-    email: str | None = None
-    phone: str | None = None
-
-
-@strawberry.input(description="Consent captured with the event: purposes granted at collection, and the GPC flag.")
-class ConsentContextInput:
-    purposes: list[str] | None = None
-    gpc: bool = False
-
-
-@strawberry.input
-class EventContextInput:
-    traits: TraitsInput | None = None
-    partner_user_id: str | None = None
-    consent: ConsentContextInput | None = None
-
-
-@strawberry.input
-class EventPropertiesInput:
-    topics: list[str] | None = strawberry.field(default=None, description="Topic ids from the taxonomy.")
-    category: str | None = strawberry.field(default=None, description="A topic id or name; mapped to a topic.")
-    amount: float | None = None
-    currency: str | None = None
-    campaign: str | None = None
-    region: str | None = None
-
-
-@strawberry.input(description="One event, shaped after the Segment spec's common fields.")
-class EventInput:
-    message_id: str = strawberry.field(description="The sender's id for this event: the idempotency key.")
-    event_type: str = strawberry.field(name="type")
-    channel: str
-    timestamp: str = strawberry.field(description="ISO-8601 with a zone, e.g. 2026-11-02T10:00:00Z.")
-    user_id: str | None = strawberry.field(default=None, description="Customer id.")
-    anonymous_id: str | None = strawberry.field(default=None, description="Device id.")
-    context: EventContextInput | None = None
-    properties: EventPropertiesInput | None = None
+SegmentEvent = strawberry.scalar(
+    NewType("SegmentEvent", object),
+    name="SegmentEvent",
+    description=(
+        "One event as a JSON object shaped after the Segment spec's common fields: "
+        "{messageId: String!, type: String!, channel: String!, timestamp: ISO-8601 String!, userId, anonymousId, "
+        "context: {traits: {email, phone}, partnerUserId, consent: {purposes: [String], gpc: Boolean}}, "
+        "properties: {topics: [String], category, amount: Float, currency, campaign, region}}. "
+        "A record of another shape is rejected alone with INVALID_RECORD. See docs/ingestion.md."
+    ),
+    serialize=lambda value: value,
+    parse_value=lambda value: value,
+)
 
 
 @strawberry.input
 class EventBatchInput:
-    events: list[EventInput]
+    events: list[SegmentEvent]  # type: ignore[valid-type]
     source: str | None = strawberry.field(
         default=None, description="Admin keys only: the source label; a partner's source is always its own."
     )

@@ -6,6 +6,7 @@ never commits: the caller's unit of work does, so a batch lands whole or not at 
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 import polars as pl
@@ -68,17 +69,24 @@ def ingest_events(
     source: str,
     context: ValidationContext,
     guardrails: IdentityGuardrails,
+    malformed: Collection[int] = (),
 ) -> IngestResult:
+    """``malformed``: indices of records the caller could not read; they are rejected as such."""
     session, now = unit.session, unit.clock()
     result = IngestResult(received=events.height)
     validated = validate(events, context)
     result.dropped_topics, result.dropped_labels = validated.dropped_topics, validated.dropped_labels
     result.junk_identifiers = validated.junk_identifiers
     frame = validated.frame
-    rejected: dict[int, RejectCode] = {
-        row: RejectCode(code)
-        for row, code in frame.filter(pl.col(REJECT).is_not_null()).select(ROW, REJECT).iter_rows()
-    }
+    if malformed:
+        frame = frame.with_columns(
+            pl.when(pl.col(ROW).is_in(sorted(malformed)))
+            .then(pl.lit(RejectCode.INVALID_RECORD.value))
+            .otherwise(pl.col(REJECT))
+            .alias(REJECT)
+        )
+    invalid = frame.filter(pl.col(REJECT).is_not_null()).select(ROW, REJECT)
+    rejected: dict[int, RejectCode] = {row: RejectCode(code) for row, code in invalid.iter_rows()}
     valid = frame.filter(pl.col(REJECT).is_null())
     stored = store.already_stored(session, source, valid["message_id"].to_list())
     repeated = pl.col("message_id").is_in(sorted(stored)) | (pl.int_range(pl.len()).over("message_id") > 0)

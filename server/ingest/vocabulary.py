@@ -28,6 +28,7 @@ ADVERTISING_EVENT_TYPES: Final = frozenset({"ad_impression", "ad_click"})
 class RejectCode(enum.StrEnum):
     """Stable codes for a rejected record; each message names the rule, never the value."""
 
+    INVALID_RECORD = "INVALID_RECORD"
     INVALID_MESSAGE_ID = "INVALID_MESSAGE_ID"
     UNKNOWN_EVENT_TYPE = "UNKNOWN_EVENT_TYPE"
     UNKNOWN_CHANNEL = "UNKNOWN_CHANNEL"
@@ -50,6 +51,7 @@ class RejectCode(enum.StrEnum):
 
 
 REJECT_MESSAGES: Final[dict[RejectCode, str]] = {
+    RejectCode.INVALID_RECORD: "the record is not an event object, or a field has the wrong type",
     RejectCode.INVALID_MESSAGE_ID: "messageId is required: 1 to 128 printable characters",
     RejectCode.UNKNOWN_EVENT_TYPE: "type is not a declared event type",
     RejectCode.UNKNOWN_CHANNEL: "channel must be one of web, app, email, ads, offline, partner",

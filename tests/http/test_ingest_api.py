@@ -93,3 +93,22 @@ def test_partner_user_ids_are_scoped_to_the_sending_partner(live_server: LiveSer
                                  variables={"batch": {"events": [event(anonymousId=None, context=shared)]}})
     assert first.json()["data"]["ingestEvents"]["newSubjects"] == 1
     assert second.json()["data"]["ingestEvents"]["newSubjects"] == 1
+
+
+def test_a_record_of_the_wrong_shape_is_rejected_alone(live_server: LiveServer) -> None:
+    token = live_server.issue_key(Role.PARTNER)
+    events = [
+        event(),
+        event(properties={"amount": "twelve euros"}),
+        "not an object",
+        event(context={"consent": {"purposes": "analytics"}}),
+        event(messageId=12345),
+        event(),
+    ]
+    result = live_server.graphql(INGEST, token=token, variables={"batch": {"events": events}}).json()
+    payload = result["data"]["ingestEvents"]
+    assert payload["accepted"] == 2
+    assert {r["index"]: r["code"] for r in payload["rejected"]} == {
+        1: "INVALID_RECORD", 2: "INVALID_RECORD", 3: "INVALID_RECORD", 4: "INVALID_RECORD"
+    }
+    assert "twelve" not in str(result)
