@@ -112,8 +112,19 @@ def _merge_consent(session: Session, pairs: Sequence[tuple[int, int]], now: date
         merged_winners[winner] = after
     for winner, after in merged_winners.items():
         before = states.get(winner, {})
+        # Dated no earlier than what it supersedes, so the merged state always wins.
         changes.extend(
-            (winner, ConsentEntry(key, status.granted, LegalBasis.CONSENT, MERGE_SOURCE, "merge", now))
+            (
+                winner,
+                ConsentEntry(
+                    key,
+                    status.granted,
+                    LegalBasis.CONSENT,
+                    MERGE_SOURCE,
+                    "merge",
+                    max(now, status.since, before[key].since if key in before else now),
+                ),
+            )
             for key, status in after.items()
             if before.get(key) is None or before[key].granted != status.granted
         )

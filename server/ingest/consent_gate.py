@@ -11,6 +11,7 @@ by the subject's state.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 import polars as pl
 from sqlalchemy import select
@@ -24,6 +25,7 @@ from server.storage.tables import ConsentStateRow
 
 LOOKUP_CHUNK = 5_000
 PROCESSING_PURPOSES = [purpose.value for purpose in Purpose]
+# An ad event serves advertising only; every other event serves these.
 ALWAYS_SERVABLE = [Purpose.ANALYTICS.value, Purpose.PERSONALIZATION.value, Purpose.PROFILING.value]
 
 
@@ -35,10 +37,15 @@ class GateDecision:
     ledger: pl.DataFrame
 
 
-def statements(rows: pl.DataFrame) -> pl.DataFrame:
-    """(row, subject_id, purpose, partner_id, granted, at) for every record that carries consent."""
+def statements(rows: pl.DataFrame, now: datetime) -> pl.DataFrame:
+    """(row, subject_id, purpose, partner_id, granted, at) for every record that carries consent.
+
+    A statement is dated by its event but never later than ``now``: a sender's clock running
+    ahead must not let a grant outrank a withdrawal that really came after it.
+    """
     carrying = rows.filter(pl.col("consent_purposes").is_not_null())
     listed = pl.col("consent_purposes")
+    at = pl.min_horizontal(pl.col("timestamp"), pl.lit(now, dtype=pl.Datetime("us", "UTC"))).alias("at")
     per_purpose = [
         carrying.select(
             ROW,
@@ -48,27 +55,49 @@ def statements(rows: pl.DataFrame) -> pl.DataFrame:
             (listed.list.contains(purpose) & ~(pl.lit(purpose == Purpose.ADVERTISING.value) & pl.col("gpc"))).alias(
                 "granted"
             ),
-            pl.col("timestamp").alias("at"),
+            at,
         )
         for purpose in PROCESSING_PURPOSES
     ]
+    # GPC alone, without a purposes list, still says one thing: no advertising.
+    gpc_only = rows.filter(pl.col("consent_purposes").is_null() & pl.col("gpc")).select(
+        ROW,
+        "subject_id",
+        pl.lit(Purpose.ADVERTISING.value).alias("purpose"),
+        pl.lit(NO_PARTNER, dtype=pl.Int64).alias("partner_id"),
+        pl.lit(value=False).alias("granted"),
+        at,
+    )
     sharing = carrying.filter(pl.col("partner_id").is_not_null()).select(
         ROW,
         "subject_id",
         pl.lit(ConsentPurpose.SHARING.value).alias("purpose"),
         pl.col("partner_id").cast(pl.Int64),
         (listed.list.len() > 0).alias("granted"),
-        pl.col("timestamp").alias("at"),
+        at,
     )
-    return pl.concat([*per_purpose, sharing])
+    return pl.concat([*per_purpose, gpc_only, sharing])
+
+
+STATE_SCHEMA = pl.Schema(
+    {
+        "subject_id": pl.Int64(), "purpose": pl.String(), "partner_id": pl.Int64(), "granted": pl.Boolean(),
+        "at": pl.Datetime("us", "UTC"),
+    }
+)
+
+
+def current_states_frame(rows: list[tuple[object, ...]]) -> pl.DataFrame:
+    return pl.DataFrame(rows, schema=STATE_SCHEMA, orient="row")
 
 
 def current_states(session: Session, subject_ids: list[int]) -> pl.DataFrame:
-    found: list[tuple[int, str, int, bool, object]] = []
+    found: list[tuple[object, ...]] = []
     for start in range(0, len(subject_ids), LOOKUP_CHUNK):
         chunk = subject_ids[start : start + LOOKUP_CHUNK]
         found.extend(
-            session.execute(
+            tuple(row)
+            for row in session.execute(
                 select(
                     ConsentStateRow.subject_id,
                     ConsentStateRow.purpose,
@@ -76,24 +105,14 @@ def current_states(session: Session, subject_ids: list[int]) -> pl.DataFrame:
                     ConsentStateRow.granted,
                     ConsentStateRow.since,
                 ).where(ConsentStateRow.subject_id.in_(chunk))
-            ).all()
+            )
         )
-    return pl.DataFrame(
-        found,
-        schema={
-            "subject_id": pl.Int64,
-            "purpose": pl.String,
-            "partner_id": pl.Int64,
-            "granted": pl.Boolean,
-            "at": pl.Datetime("us", "UTC"),
-        },
-        orient="row",
-    )
+    return current_states_frame(found)
 
 
-def decide(rows: pl.DataFrame, existing: pl.DataFrame, *, source: str) -> GateDecision:
+def decide(rows: pl.DataFrame, existing: pl.DataFrame, *, source: str, now: datetime) -> GateDecision:
     """``rows``: resolved records (row, subject_id, event, timestamp, consent_purposes, gpc, partner_id)."""
-    said = statements(rows)
+    said = statements(rows, now)
     keys = ["subject_id", "purpose", "partner_id"]
     timeline = (
         pl.concat(
@@ -131,7 +150,7 @@ def decide(rows: pl.DataFrame, existing: pl.DataFrame, *, source: str) -> GateDe
     )
     servable = (
         pl.when(pl.col("event").is_in(sorted(ADVERTISING_EVENT_TYPES)))
-        .then(pl.lit([*ALWAYS_SERVABLE, Purpose.ADVERTISING.value]))
+        .then(pl.lit([Purpose.ADVERTISING.value]))
         .otherwise(pl.lit(ALWAYS_SERVABLE))
     )
     judged = (

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import polars as pl
 
@@ -99,7 +100,7 @@ def ingest_events(
     resolved = candidates.join(first.rows, on=ROW, how="inner")
     known_subjects = sorted(set(resolved["subject_id"].to_list()) - set(first.new_subjects))
     states = consent_gate.current_states(session, known_subjects)
-    decision = consent_gate.decide(resolved, states, source=source)
+    decision = consent_gate.decide(resolved, states, source=source, now=now)
     ledger_known = decision.ledger.filter(pl.col("subject_id").is_in(known_subjects))
 
     allowed = resolved.filter(pl.col(ROW).is_in(decision.allowed_rows.implode()))
@@ -113,10 +114,7 @@ def ingest_events(
         )
         final = plan(session, prepared, guardrails, rows=decision.allowed_rows)
         allowed = allowed.drop("subject_id").join(final.rows, on=ROW, how="inner")
-    new = sorted(final.new_subjects)
-    ledger_new = consent_gate.decide(
-        allowed.filter(pl.col("subject_id").is_in(new)), states.head(0), source=source
-    ).ledger.filter(pl.col("subject_id").is_in(new))
+    ledger_new = _ledger_of_new_subjects(resolved, first, final, source=source, now=now)
 
     consent.record_frame(session, ledger_known)
     merge_subjects(unit, [(m.winner, loser) for m in final.merges for loser in m.losers], reason="shared identifier")
@@ -145,3 +143,31 @@ def ingest_events(
         },
     )
     return result
+
+
+def _ledger_of_new_subjects(
+    resolved: pl.DataFrame, first: Resolution, final: Resolution, *, source: str, now: datetime
+) -> pl.DataFrame:
+    """Consent statements of people created by this batch, from all their records.
+
+    Records refused for lack of consent still speak: a grant and a later withdrawal in the same
+    batch must leave the withdrawal standing. Each first-pass subject is mapped to the subject
+    its stored records finally went to; people with no stored record are not created at all.
+    """
+    new_first = sorted(first.new_subjects)
+    final_new = sorted(final.new_subjects)
+    mapping = (
+        resolved.select(ROW, pl.col("subject_id").alias("first_subject"))
+        .join(final.rows, on=ROW, how="inner")
+        .select("first_subject", "subject_id")
+        .unique(subset="first_subject", keep="first", maintain_order=True)
+    )
+    speaking = (
+        resolved.filter(pl.col("subject_id").is_in(new_first))
+        .rename({"subject_id": "first_subject"})
+        .join(mapping, on="first_subject", how="inner")
+        .drop("first_subject")
+        .filter(pl.col("subject_id").is_in(final_new))
+    )
+    empty_state = consent_gate.current_states_frame([])
+    return consent_gate.decide(speaking, empty_state, source=source, now=now).ledger
