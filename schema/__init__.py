@@ -27,6 +27,7 @@ from schema.audit.queries import AuditQueries
 from schema.consent.mutations import ConsentMutations
 from schema.consent.queries import ConsentQueries
 from schema.ingest.mutations import IngestMutations
+from schema.ingest.types import SEGMENT_EVENT_SCALAR, SegmentEvent
 from schema.limits import IntrospectionPolicy, max_root_fields_rule
 from schema.observe import OperationObserver
 from schema.permissions import declared_roles
@@ -67,7 +68,7 @@ def build_schema(settings: Settings, *, metrics: Metrics | None = None) -> straw
         query=Query,
         mutation=Mutation,
         extensions=extensions,
-        config=StrawberryConfig(auto_camel_case=True),
+        config=StrawberryConfig(auto_camel_case=True, scalar_map={SegmentEvent: SEGMENT_EVENT_SCALAR}),
     )
     assert_every_field_guarded(schema)
     return schema

@@ -11,8 +11,8 @@ from server.auth.principal import Role
 SENDERS = requires(Role.PARTNER, Role.ADMIN)
 
 
-SegmentEvent = strawberry.scalar(
-    NewType("SegmentEvent", object),
+SegmentEvent = NewType("SegmentEvent", object)
+SEGMENT_EVENT_SCALAR = strawberry.scalar(
     name="SegmentEvent",
     description=(
         "One event as a JSON object shaped after the Segment spec's common fields: "
@@ -28,7 +28,7 @@ SegmentEvent = strawberry.scalar(
 
 @strawberry.input
 class EventBatchInput:
-    events: list[SegmentEvent]  # type: ignore[valid-type]
+    events: list[SegmentEvent]
     source: str | None = strawberry.field(
         default=None, description="Admin keys only: the source label; a partner's source is always its own."
     )
