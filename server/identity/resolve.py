@@ -108,7 +108,7 @@ def _lookup(
     for (kind, version), group in hashed.group_by(["kind", "key_version"]):
         digests = group["digest"].unique().to_list()
         for start in range(0, len(digests), LOOKUP_CHUNK):
-            rows = session.execute(
+            rows = session.connection().execute(
                 select(model.kind, model.key_version, model.pseudonym, *[getattr(model, c) for c in columns]).where(
                     model.kind == kind,
                     model.key_version == version,
@@ -273,7 +273,7 @@ def _identity_counts(session: Session, subject_ids: list[int]) -> dict[int, int]
     counts: dict[int, int] = {}
     for start in range(0, len(subject_ids), LOOKUP_CHUNK):
         chunk = subject_ids[start : start + LOOKUP_CHUNK]
-        rows = session.execute(
+        rows = session.connection().execute(
             select(IdentityRow.subject_id, func.count())
             .where(IdentityRow.subject_id.in_(chunk))
             .group_by(IdentityRow.subject_id)
@@ -286,7 +286,7 @@ def _created_order(session: Session, multi: pl.DataFrame) -> dict[int, float]:
     ids = multi.explode("subject_id")["subject_id"].to_list() if multi.height else []
     if not ids:
         return {}
-    rows = session.execute(select(SubjectRow.id, SubjectRow.created_at).where(SubjectRow.id.in_(ids))).all()
+    rows = session.connection().execute(select(SubjectRow.id, SubjectRow.created_at).where(SubjectRow.id.in_(ids))).all()
     return {row.id: row.created_at.timestamp() for row in rows}
 
 
@@ -365,7 +365,7 @@ def _existing_per_kind(session: Session, subject_ids: list[int]) -> pl.DataFrame
     for start in range(0, len(subject_ids), LOOKUP_CHUNK):
         chunk = subject_ids[start : start + LOOKUP_CHUNK]
         found.extend(
-            session.execute(
+            session.connection().execute(
                 select(IdentityRow.subject_id, IdentityRow.kind, func.count())
                 .where(IdentityRow.subject_id.in_(chunk))
                 .group_by(IdentityRow.subject_id, IdentityRow.kind)

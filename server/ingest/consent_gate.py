@@ -97,7 +97,7 @@ def current_states(session: Session, subject_ids: list[int]) -> pl.DataFrame:
         chunk = subject_ids[start : start + LOOKUP_CHUNK]
         found.extend(
             tuple(row)
-            for row in session.execute(
+            for row in session.connection().execute(
                 select(
                     ConsentStateRow.subject_id,
                     ConsentStateRow.purpose,

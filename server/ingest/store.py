@@ -26,7 +26,7 @@ def already_stored(session: Session, source: str, message_ids: list[str]) -> set
     if session.get_bind().dialect.name == "postgresql":
         # One array parameter instead of thousands of bound values.
         found.update(
-            session.scalars(
+            session.connection().scalars(
                 select(EventRow.event_id).where(EventRow.source == source, EventRow.event_id == func.any(
                     bindparam("ids", value=unique, type_=ARRAY(String()))))
             )
@@ -34,7 +34,7 @@ def already_stored(session: Session, source: str, message_ids: list[str]) -> set
         return found
     for start in range(0, len(unique), LOOKUP_CHUNK):
         found.update(
-            session.scalars(
+            session.connection().scalars(
                 select(EventRow.event_id).where(
                     EventRow.source == source, EventRow.event_id.in_(unique[start : start + LOOKUP_CHUNK])
                 )
