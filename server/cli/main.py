@@ -13,7 +13,7 @@ from rich.console import Console
 from sqlalchemy.exc import OperationalError
 
 from privacy.keyring import KeyringError
-from server.cli import access_commands, audit_commands, setup_commands
+from server.cli import access_commands, audit_commands, identity_commands, import_commands, setup_commands
 from server.cli.errors import CliError
 from server.settings import SettingsError
 
@@ -30,6 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
     setup_commands.register(commands)
     access_commands.register(commands)
     audit_commands.register(commands)
+    import_commands.register(commands)
+    identity_commands.register(commands)
     return parser
 
 

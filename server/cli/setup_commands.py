@@ -4,24 +4,34 @@ from __future__ import annotations
 
 import argparse
 import os
-from typing import Any
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, cast
 
 import uvicorn
 from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from sqlalchemy import select
 
 from privacy.keyring import KeyringError, generate_keyring, write_keyring_file
 from server.auth import api_keys
 from server.auth.principal import SYSTEM_ACTOR, Role
 from server.cli.errors import CliError
+from server.cli.import_commands import summary_table
+from server.demo import FORMATS, Format, generate_to_directory
+from server.demo import load as demo_load
+from server.ingest.files import EventChunk
+from server.ingest.service import IngestResult
 from server.observability.logs import configure_logging
-from server.runtime import build_runtime
+from server.runtime import Runtime, build_runtime
 from server.settings import Settings, load_settings
 from server.storage import migrate
 from server.storage.engine import build_engine
 from server.storage.tables import ApiKeyRow
 
 DEMO_DATA_DIR = ".audience/demo"
+DEMO_PEOPLE = 20_000
+DEMO_SEED = 7
 
 
 def register(commands: Any) -> None:
@@ -40,7 +50,26 @@ def register(commands: Any) -> None:
     demo = commands.add_parser("demo", help="start the server on SQLite with demo data and GraphiQL")
     demo.add_argument("--port", type=int, default=None, help="port (default: 8000)")
     demo.add_argument("--no-serve", action="store_true", help="prepare the demo database and exit")
+    demo.add_argument(
+        "--people",
+        type=int,
+        default=DEMO_PEOPLE,
+        help=f"people to generate into an empty demo database (default {DEMO_PEOPLE:,})",
+    )
+    demo.add_argument("--seed", type=int, default=DEMO_SEED, help=f"generator seed (default {DEMO_SEED})")
     demo.set_defaults(handler=run_demo)
+    demo_actions = demo.add_subparsers(dest="demo_command", metavar="ACTION")
+    generate = demo_actions.add_parser(
+        "generate", help="write a fictitious population to files (CSV, NDJSON, Parquet) for `audience import`"
+    )
+    generate.add_argument("--out", type=Path, required=True, help="directory to write into (created if missing)")
+    generate.add_argument("--people", type=int, default=DEMO_PEOPLE, help=f"people (default {DEMO_PEOPLE:,})")
+    generate.add_argument("--seed", type=int, default=DEMO_SEED, help=f"generator seed (default {DEMO_SEED})")
+    generate.add_argument("--days", type=int, default=180, help="days of history, ending now (default 180)")
+    generate.add_argument(
+        "--formats", default=",".join(FORMATS), help=f"comma-separated, from {', '.join(FORMATS)} (default: all)"
+    )
+    generate.set_defaults(handler=run_demo_generate)
 
 
 def run_init(_arguments: argparse.Namespace, console: Console) -> int:
@@ -49,7 +78,7 @@ def run_init(_arguments: argparse.Namespace, console: Console) -> int:
     return 0
 
 
-def initialize(settings: Settings, console: Console) -> str | None:
+def initialize(settings: Settings, console: Console, *, show_token: bool = True) -> str | None:
     """Idempotent: creates only what is missing. Returns a new admin token if one was created."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     if settings.keyring is None and not settings.effective_keyring_path.exists():
@@ -67,8 +96,9 @@ def initialize(settings: Settings, console: Console) -> str | None:
                 return None
             issued = api_keys.create_key(unit.session, role=Role.ADMIN, label="first admin", now=unit.clock())
             unit.audit("api_key.create", target=f"api_key:{issued.key_id}", details={"role": "admin"})
-        console.print("first admin key (shown once, store it now):")
-        console.print(issued.token, soft_wrap=True)
+        if show_token:
+            console.print("first admin key (shown once, store it now):")
+            console.print(issued.token, soft_wrap=True)
         return issued.token
     finally:
         runtime.dispose()
@@ -117,6 +147,8 @@ def serve(settings: Settings, console: Console) -> None:
 
 
 def run_demo(arguments: argparse.Namespace, console: Console) -> int:
+    if arguments.people < 1:
+        raise CliError("--people must be at least 1")
     os.environ.setdefault("AUDIENCE_DATA_DIR", DEMO_DATA_DIR)
     os.environ["AUDIENCE_DEMO"] = "true"
     overrides: dict[str, object] = {} if arguments.port is None else {"port": arguments.port}
@@ -124,13 +156,27 @@ def run_demo(arguments: argparse.Namespace, console: Console) -> int:
     if settings.keyring is None and settings.effective_keyring_path.exists() is False:
         console.print("preparing the demo data directory")
     try:
-        token = initialize(settings, console)
+        token = initialize(settings, console, show_token=False)
     except KeyringError as error:
         raise CliError(str(error)) from None
     if token is None:
         token = _demo_admin_token(settings)
-        console.print("demo admin key for this run:")
-        console.print(token, soft_wrap=True)
+    runtime = build_runtime(settings)
+    try:
+        if demo_load.has_events(runtime):
+            demo_load.ensure_partners(runtime)
+            console.print("the demo database has events already; delete the demo directory to start afresh")
+        else:
+            _load_demo_population(runtime, console, people=arguments.people, seed=arguments.seed)
+        keys = [
+            ("admin", token),
+            *((key.label.removeprefix("demo "), key.token) for key in demo_load.issue_demo_keys(runtime)),
+        ]
+    finally:
+        runtime.dispose()
+    console.print("demo keys for this run (shown once; each is a bearer token):")
+    for name, secret in keys:
+        console.print(f"  {name:<14} {secret}", soft_wrap=True)
     console.print(
         f"try: curl -s http://{settings.host}:{settings.port}/graphql -H 'authorization: Bearer {token}' "
         "-H 'content-type: application/json' -d '{\"query\":\"{ viewer { role } }\"}'",
@@ -138,6 +184,66 @@ def run_demo(arguments: argparse.Namespace, console: Console) -> int:
     )
     if not arguments.no_serve:
         serve(settings, console)
+    return 0
+
+
+def _load_demo_population(runtime: Runtime, console: Console, *, people: int, seed: int) -> None:
+    """Generated in memory and ingested through ``ingest_events``: nothing in clear reaches the disk."""
+    with Progress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), console=console) as progress:
+        generating = progress.add_task(f"generating {people:,} people in memory", total=1.0)
+
+        def generated(_stage: str, fraction: float) -> None:
+            progress.update(generating, completed=fraction)
+
+        population = demo_load.generate(runtime, people=people, seed=seed, on_progress=generated)
+    with _rate_progress(console) as progress:
+        ingesting = progress.add_task("ingesting", total=population.events.height, rows=0, rate=0.0)
+
+        def chunk_done(chunk: EventChunk, _result: IngestResult) -> None:
+            elapsed = progress.tasks[ingesting].elapsed or 0.0
+            rate = chunk.done / elapsed if elapsed > 0 else 0.0
+            progress.update(ingesting, completed=chunk.done, rows=chunk.done, rate=rate)
+
+        totals = demo_load.load_population(runtime, population, on_chunk=chunk_done)
+    console.print(summary_table(totals, title=f"demo population ({people:,} people, source {demo_load.DEMO_SOURCE})"))
+
+
+def _rate_progress(console: Console) -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.fields[rows]:,} rows"),
+        TextColumn("{task.fields[rate]:,.0f} rows/s"),
+        TimeElapsedColumn(),
+        console=console,
+    )
+
+
+def run_demo_generate(arguments: argparse.Namespace, console: Console) -> int:
+    formats = [name.strip() for name in arguments.formats.split(",") if name.strip()]
+    unknown = sorted(set(formats) - set(FORMATS))
+    if unknown or not formats:
+        raise CliError(f"--formats takes a comma-separated list from {', '.join(FORMATS)}")
+    if arguments.people < 1 or arguments.days < 1:
+        raise CliError("--people and --days must be at least 1")
+    with Progress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), console=console) as progress:
+        task = progress.add_task("generating", total=1.0)
+        paths = generate_to_directory(
+            arguments.out,
+            people=arguments.people,
+            days=arguments.days,
+            seed=arguments.seed,
+            end=datetime.now(UTC),
+            formats=[cast(Format, name) for name in formats],
+            progress=lambda stage, fraction: progress.update(task, description=stage, completed=fraction),
+        )
+    for path in paths:
+        console.print(f"wrote {path}")
+    console.print(
+        "these files hold fictitious personal data (made-up names, emails, phones): treat them like real "
+        "personal data, and delete them when done"
+    )
     return 0
 
 

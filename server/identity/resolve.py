@@ -286,7 +286,8 @@ def _created_order(session: Session, multi: pl.DataFrame) -> dict[int, float]:
     ids = multi.explode("subject_id")["subject_id"].to_list() if multi.height else []
     if not ids:
         return {}
-    rows = session.connection().execute(select(SubjectRow.id, SubjectRow.created_at).where(SubjectRow.id.in_(ids))).all()
+    query = select(SubjectRow.id, SubjectRow.created_at).where(SubjectRow.id.in_(ids))
+    rows = session.connection().execute(query).all()
     return {row.id: row.created_at.timestamp() for row in rows}
 
 

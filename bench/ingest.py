@@ -1,0 +1,401 @@
+"""Ingestion throughput: the privacy path beside a bare bulk insert of the same rows, in one run.
+
+Targets (docs/DESIGN "Performance"): file import >= 50,000 events/s (aim 100,000) with HMAC,
+encryption of new subjects' data keys and the consent gate; GraphQL batch ingest >= 10,000
+events/s in batches of 1,000. For SQLite and for PostgreSQL (a database created for the run and
+dropped after), each figure is printed beside its baseline:
+
+    (a) ``audience import`` of a Parquet file: the CLI's reader and ``ingest_events`` chunk by
+        chunk, one commit per chunk
+    (b) the same file, same chunks, same commits, bulk-inserted into a plain table with the
+        events table's columns by ``server.storage.bulk.bulk_insert`` (the product's own insert),
+        no validation, no identities, no consent, no crypto: (a)/(b) is the price of privacy
+    (c) ``ingestEvents`` over HTTP (a real ``audience serve``, one worker), batches of 1,000
+        Segment-shaped events posted one after the other on one connection
+    (d) the same JSON posted to a bare Starlette endpoint (one uvicorn worker) that flattens it
+        and bulk-inserts it into the plain table
+
+    python bench/ingest.py [--events 200000] [--http-events 50000] [--backends sqlite,postgresql]
+    python bench/ingest.py --profile            # cProfile of (a) on SQLite, top functions
+
+The people are fictitious (server.demo); the Parquet file lives in a temporary directory that
+is deleted at the end. Figures vary between runs on a shared machine: read the ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import os
+import platform
+import pstats
+import secrets
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import polars as pl
+import uvicorn
+from pydantic import SecretStr
+from sqlalchemy import BigInteger, Float, String, Text, UniqueConstraint, create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Mapped, Session, mapped_column
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse
+from starlette.routing import Route
+
+from privacy.keyring import Keyring, dumps_keyring, generate_keyring
+from server.auth import api_keys
+from server.auth.principal import SYSTEM_ACTOR, Role
+from server.demo import generate_population, segment_shape
+from server.demo.load import ensure_partners
+from server.ingest.files import EventFile, FileFormat, import_chunks
+from server.runtime import Runtime, build_runtime
+from server.settings import Settings
+from server.storage import migrate
+from server.storage.base import AutoBigInteger, Base, UtcDateTime
+from server.storage.bulk import bulk_insert
+from server.storage.engine import build_engine
+from server.storage.upsert import table_of
+from server.taxonomy import load_taxonomy
+
+POSTGRES_ADMIN_URL = os.environ.get(
+    "AUDIENCE_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+CHUNK = 50_000
+HTTP_BATCH = 1_000
+EVENTS_PER_PERSON = 50  # the generator's mean
+
+
+class PlainEventRow(Base):
+    """The events table's columns and unique key, nothing else: the baseline's target."""
+
+    __tablename__ = "bench_plain_events"
+    __table_args__ = (UniqueConstraint("source", "event_id"),)
+
+    id: Mapped[int] = mapped_column(AutoBigInteger, primary_key=True)
+    source: Mapped[str] = mapped_column(String(64))
+    event_id: Mapped[str] = mapped_column(String(128))
+    subject_id: Mapped[int] = mapped_column(BigInteger)
+    origin_subject_id: Mapped[int] = mapped_column(BigInteger)
+    type: Mapped[str] = mapped_column(String(48))
+    channel: Mapped[str] = mapped_column(String(16))
+    occurred_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    topics: Mapped[str | None] = mapped_column(Text)
+    amount: Mapped[float | None] = mapped_column(Float)
+    currency: Mapped[str | None] = mapped_column(String(3))
+    campaign: Mapped[str | None] = mapped_column(String(64))
+    region: Mapped[str | None] = mapped_column(String(16))
+
+
+def plain_rows(events: pl.DataFrame, *, source: str, now: datetime) -> pl.DataFrame:
+    """Flat events to the plain table's columns, as ``store.insert_events`` shapes them, minus the privacy work."""
+    return events.select(
+        pl.lit(source).alias("source"),
+        pl.col("message_id").alias("event_id"),
+        pl.int_range(pl.len(), dtype=pl.Int64).alias("subject_id"),
+        pl.int_range(pl.len(), dtype=pl.Int64).alias("origin_subject_id"),
+        pl.col("event").alias("type"),
+        "channel",
+        pl.col("timestamp").alias("occurred_at"),
+        pl.lit(now, dtype=pl.Datetime("us", "UTC")).alias("received_at"),
+        pl.when(pl.col("topics").list.len() > 0).then(pl.col("topics").list.join(";")).alias("topics"),
+        "amount",
+        "currency",
+        "campaign",
+        "region",
+    )
+
+
+# --- databases ----------------------------------------------------------------------------------
+
+
+@contextmanager
+def database(backend: str, directory: Path) -> Iterator[str]:
+    if backend == "sqlite":
+        yield f"sqlite:///{directory / 'bench.db'}"
+        return
+    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    name = f"audience_bench_{os.getpid()}_{secrets.token_hex(3)}"
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def prepared_runtime(url: str, directory: Path, keyring: Keyring) -> Runtime:
+    engine = build_engine(url)
+    migrate.upgrade(engine)
+    table_of(PlainEventRow).create(engine, checkfirst=True)
+    engine.dispose()
+    settings = Settings(data_dir=directory, database_url=url, keyring=SecretStr(dumps_keyring(keyring)))
+    runtime = build_runtime(settings, keyring=keyring)
+    ensure_partners(runtime)
+    return runtime
+
+
+# --- (a) and (b): files ----------------------------------------------------------------------------
+
+
+def file_import(runtime: Runtime, parquet: Path) -> tuple[int, float]:
+    started = time.perf_counter()
+    with EventFile(parquet, FileFormat.PARQUET) as events:
+        totals = import_chunks(runtime, events.chunks(CHUNK), source="bench-file")
+    return totals.result.received, time.perf_counter() - started
+
+
+def file_baseline(runtime: Runtime, parquet: Path) -> tuple[int, float]:
+    started, received = time.perf_counter(), 0
+    with EventFile(parquet, FileFormat.PARQUET) as events:
+        for chunk in events.chunks(CHUNK):
+            with runtime.sessions.begin() as session:
+                bulk_insert(session, PlainEventRow, plain_rows(chunk.frame, source="bench-file", now=runtime.clock()))
+            received += chunk.frame.height
+    return received, time.perf_counter() - started
+
+
+# --- (c) and (d): HTTP ------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextmanager
+def server(command: Sequence[str], environment: dict[str, str], health: str) -> Iterator[None]:
+    process = subprocess.Popen(command, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"server exited: {process.stderr.read().decode()[-800:] if process.stderr else ''}")
+            try:
+                if httpx.get(health, timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("server did not start")
+            time.sleep(0.1)
+        yield
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+def post_batches(url: str, batches: list[list[dict[str, Any]]], *, token: str | None, graphql: bool) -> float:
+    headers = {"authorization": f"Bearer {token}"} if token else {}
+    query = "mutation($b: EventBatchInput!) { ingestEvents(batch: $b) { received accepted errors { code } } }"
+    with httpx.Client(timeout=120, headers=headers) as client:
+        started = time.perf_counter()
+        for batch in batches:
+            if graphql:
+                body = {"query": query, "variables": {"b": {"events": batch, "source": "bench-http"}}}
+                answer = client.post(url, json=body)
+                payload = answer.json()
+                if answer.status_code != 200 or "errors" in payload or payload["data"]["ingestEvents"]["errors"]:
+                    raise RuntimeError(f"ingestEvents failed with HTTP {answer.status_code}")
+            else:
+                answer = client.post(url, json={"events": batch})
+                if answer.status_code != 200:
+                    raise RuntimeError(f"bare endpoint failed with HTTP {answer.status_code}")
+        return time.perf_counter() - started
+
+
+def base_environment(url: str, directory: Path, keyring: Keyring, port: int) -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("AUDIENCE_")} | {
+        "AUDIENCE_DATA_DIR": str(directory),
+        "AUDIENCE_DATABASE_URL": url,
+        "AUDIENCE_KEYRING": dumps_keyring(keyring),
+        "AUDIENCE_PORT": str(port),
+        "AUDIENCE_WORKERS": "1",
+        "AUDIENCE_LOG_LEVEL": "warning",
+    }
+
+
+def graphql_ingest(runtime: Runtime, url: str, directory: Path, keyring: Keyring, batches: list[Any]) -> float:
+    with runtime.unit_of_work(SYSTEM_ACTOR) as unit:
+        token = api_keys.create_key(unit.session, role=Role.ADMIN, label="bench", now=unit.clock()).token
+    port = free_port()
+    environment = base_environment(url, directory, keyring, port)
+    command = [sys.executable, "-m", "server.cli.main", "serve"]
+    with server(command, environment, f"http://127.0.0.1:{port}/healthz"):
+        return post_batches(f"http://127.0.0.1:{port}/graphql", batches, token=token, graphql=True)
+
+
+def bare_ingest(url: str, directory: Path, keyring: Keyring, batches: list[Any]) -> float:
+    port = free_port()
+    environment = base_environment(url, directory, keyring, port)
+    command = [sys.executable, __file__, "--serve-bare", url, "--port", str(port)]
+    with server(command, environment, f"http://127.0.0.1:{port}/healthz"):
+        return post_batches(f"http://127.0.0.1:{port}/events", batches, token=None, graphql=False)
+
+
+def serve_bare(url: str, port: int) -> None:
+    """(d): parse the JSON, flatten with dict access, bulk-insert; no auth, no validation, no privacy."""
+    engine = build_engine(url)
+
+    def store(events: list[dict[str, Any]]) -> int:
+        frame = pl.DataFrame(
+            {
+                "message_id": [e.get("messageId") for e in events],
+                "event": [e.get("type") for e in events],
+                "channel": [e.get("channel") for e in events],
+                "timestamp": [e.get("timestamp") for e in events],
+                "topics": [(e.get("properties") or {}).get("topics") for e in events],
+                "amount": [(e.get("properties") or {}).get("amount") for e in events],
+                "currency": [(e.get("properties") or {}).get("currency") for e in events],
+                "campaign": [(e.get("properties") or {}).get("campaign") for e in events],
+                "region": [(e.get("properties") or {}).get("region") for e in events],
+            },
+            schema_overrides={"topics": pl.List(pl.String), "amount": pl.Float64},
+        ).with_columns(pl.col("timestamp").str.to_datetime(time_zone="UTC", time_unit="us", strict=False))
+        with Session(engine) as session, session.begin():
+            bulk_insert(session, PlainEventRow, plain_rows(frame, source="bench-http", now=datetime.now(UTC)))
+        return frame.height
+
+    async def events(request: Request) -> JSONResponse:
+        body = await request.json()
+        return JSONResponse({"received": await run_in_threadpool(store, body["events"])})
+
+    async def healthz(_request: Request) -> PlainTextResponse:
+        return PlainTextResponse("ok")
+
+    app = Starlette(routes=[Route("/events", events, methods=["POST"]), Route("/healthz", healthz)])
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+
+
+# --- the run -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Figures:
+    backend: str
+    file_events: int
+    file_rate: float
+    file_baseline_rate: float
+    http_events: int
+    http_rate: float | None
+    http_baseline_rate: float | None
+
+
+def run_backend(backend: str, parquet: Path, http_batches: list[Any], keyring: Keyring, *, http: bool) -> Figures:
+    with tempfile.TemporaryDirectory(prefix=f"bench-{backend}-") as raw, database(backend, Path(raw)) as url:
+        directory = Path(raw)
+        runtime = prepared_runtime(url, directory, keyring)
+        try:
+            received, baseline_seconds = file_baseline(runtime, parquet)
+            _, import_seconds = file_import(runtime, parquet)
+            http_rate = bare_rate = None
+            http_events = sum(len(b) for b in http_batches)
+            if http:
+                bare_rate = http_events / bare_ingest(url, directory, keyring, http_batches)
+                http_rate = http_events / graphql_ingest(runtime, url, directory, keyring, http_batches)
+        finally:
+            runtime.dispose()
+    return Figures(
+        backend=backend,
+        file_events=received,
+        file_rate=received / import_seconds,
+        file_baseline_rate=received / baseline_seconds,
+        http_events=http_events,
+        http_rate=http_rate,
+        http_baseline_rate=bare_rate,
+    )
+
+
+def print_table(figures: list[Figures]) -> None:
+    print(f"{'backend':<11} {'figure vs baseline':<58} {'events/s':>9} {'baseline':>9} {'ratio':>6}")
+    for f in figures:
+        print(
+            f"{f.backend:<11} {'(a) file import, privacy path  vs (b) bare bulk insert':<58} "
+            f"{f.file_rate:>9,.0f} {f.file_baseline_rate:>9,.0f} {f.file_rate / f.file_baseline_rate:>6.2f}"
+        )
+        if f.http_rate is not None and f.http_baseline_rate is not None:
+            print(
+                f"{'':<11} {'(c) GraphQL ingestEvents  vs (d) bare Starlette + insert':<58} "
+                f"{f.http_rate:>9,.0f} {f.http_baseline_rate:>9,.0f} {f.http_rate / f.http_baseline_rate:>6.2f}"
+            )
+        else:
+            print(f"{'':<11} (c)/(d) skipped (--no-http)")
+    print()
+    print("ratio = figure / its baseline, measured in the same run; targets: (a) >= 50,000/s, (c) >= 10,000/s")
+
+
+def profile_import(parquet: Path, keyring: Keyring, top: int) -> None:
+    with tempfile.TemporaryDirectory(prefix="bench-profile-") as raw, database("sqlite", Path(raw)) as url:
+        runtime = prepared_runtime(url, Path(raw), keyring)
+        profiler = cProfile.Profile()
+        try:
+            profiler.enable()
+            file_import(runtime, parquet)
+            profiler.disable()
+        finally:
+            runtime.dispose()
+    stats = pstats.Stats(profiler)
+    stats.sort_stats("tottime").print_stats(top)
+    stats.sort_stats("cumulative").print_stats(top)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=200_000, help="events in the file (about; default 200,000)")
+    parser.add_argument("--http-events", type=int, default=50_000, help="events posted over HTTP (default 50,000)")
+    parser.add_argument("--backends", default="sqlite,postgresql")
+    parser.add_argument("--no-http", action="store_true", help="skip (c) and (d)")
+    parser.add_argument("--profile", action="store_true", help="profile (a) on SQLite instead of the table")
+    parser.add_argument("--serve-bare", metavar="URL", help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    arguments = parser.parse_args()
+    if arguments.serve_bare:
+        serve_bare(arguments.serve_bare, arguments.port)
+        return
+
+    keyring = generate_keyring()
+    taxonomy = load_taxonomy()
+    now = datetime.now(UTC)
+    with tempfile.TemporaryDirectory(prefix="bench-ingest-") as raw:
+        parquet = Path(raw) / "events.parquet"
+        people = max(1, arguments.events // EVENTS_PER_PERSON)
+        generate_population(people=people, seed=1, end=now, taxonomy=taxonomy).events.write_parquet(parquet)
+        if arguments.profile:
+            profile_import(parquet, keyring, top=30)
+            return
+        # Other people for HTTP, so (c) creates subjects as (a) does rather than finding them.
+        http_people = max(1, arguments.http_events // EVENTS_PER_PERSON)
+        http_events = generate_population(people=http_people, seed=2, end=now, taxonomy=taxonomy).events
+        records = segment_shape(http_events.lazy()).collect().to_dicts()
+        batches = [records[i : i + HTTP_BATCH] for i in range(0, len(records), HTTP_BATCH)]
+        print(
+            f"ingest bench: {platform.python_version()} on {platform.machine()}, {os.cpu_count()} CPUs, "
+            f"polars {pl.__version__}; file {pl.scan_parquet(parquet).select(pl.len()).collect().item():,} events "
+            f"in chunks of {CHUNK:,}; HTTP {len(records):,} events in batches of {HTTP_BATCH:,}"
+        )
+        figures = [
+            run_backend(backend, parquet, batches, keyring, http=not arguments.no_http)
+            for backend in arguments.backends.split(",")
+            if backend
+        ]
+    print_table(figures)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,70 @@
+"""`audience demo` fills an empty database from memory: the fake people reach the disk only as hashes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import polars as pl
+from sqlalchemy import create_engine, text
+
+from server.demo import generate_population
+from server.taxonomy import load_taxonomy
+
+PEOPLE = 300
+SEED = 4242
+
+
+def audience(*args: str, directory: Path) -> subprocess.CompletedProcess[str]:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("AUDIENCE_")} | {"COLUMNS": "200"}
+    return subprocess.run(
+        [sys.executable, "-m", "server.cli.main", *args],
+        cwd=directory,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def test_demo_loads_generated_people_without_writing_them_in_clear(tmp_path: Path) -> None:
+    result = audience("demo", "--no-serve", "--people", str(PEOPLE), "--seed", str(SEED), directory=tmp_path)
+
+    assert result.returncode == 0, result.stderr
+    data = tmp_path / ".audience" / "demo"
+    engine = create_engine(f"sqlite:///{data / 'audience.db'}")
+    with engine.connect() as connection:
+        events = connection.execute(text("SELECT count(*) FROM events")).scalar_one()
+        subjects = connection.execute(text("SELECT count(*) FROM subjects")).scalar_one()
+        connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    engine.dispose()
+    assert events > PEOPLE
+    assert subjects >= PEOPLE // 2
+    for role in ("admin", "compliance", "analyst", "partner-alpha"):
+        assert any(line.split()[:1] == [role] and "aud_" in line for line in result.stdout.splitlines()), role
+
+    # The same seed gives the same people whatever the end date, so the test knows every email.
+    known = generate_population(people=PEOPLE, seed=SEED, end=datetime.now(UTC), taxonomy=load_taxonomy())
+    emails = pl.concat([known.attributes["email"], known.events["email"]]).drop_nulls().unique().to_list()
+    haystack = b"".join(path.read_bytes() for path in sorted(tmp_path.rglob("*")) if path.is_file()).lower()
+    assert haystack, "the scan reads the demo files"
+    assert [email for email in emails if email.lower().encode() in haystack] == []
+    assert [path.name for path in data.iterdir()] != [], "the demo directory holds the database and keyring"
+    expected = {"audience.db", "audience.db-wal", "audience.db-shm", "keyring.json"}
+    assert {path.name for path in data.iterdir()} <= expected, "no generated file in the demo directory"
+
+
+def test_demo_generate_writes_files_and_says_they_hold_fictitious_personal_data(tmp_path: Path) -> None:
+    result = audience(
+        "demo", "generate", "--out", "files", "--people", "20", "--formats", "csv,ndjson", directory=tmp_path
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert "fictitious personal data" in result.stdout
+    assert (tmp_path / "files" / "events.csv").is_file()
+    assert (tmp_path / "files" / "events.ndjson").is_file()
+    assert not (tmp_path / "files" / "events.parquet").exists()
