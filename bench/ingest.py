@@ -60,6 +60,7 @@ from server.auth import api_keys
 from server.auth.principal import SYSTEM_ACTOR, Role
 from server.demo import generate_population, segment_shape
 from server.demo.load import ensure_partners
+from server.ingest import store
 from server.ingest.files import EventFile, FileFormat, import_chunks
 from server.runtime import Runtime, build_runtime
 from server.settings import Settings
@@ -102,21 +103,10 @@ class PlainEventRow(Base):
 
 def plain_rows(events: pl.DataFrame, *, source: str, now: datetime) -> pl.DataFrame:
     """Flat events to the plain table's columns, as ``store.insert_events`` shapes them, minus the privacy work."""
-    return events.select(
-        pl.lit(source).alias("source"),
-        pl.col("message_id").alias("event_id"),
-        pl.int_range(pl.len(), dtype=pl.Int64).alias("subject_id"),
-        pl.int_range(pl.len(), dtype=pl.Int64).alias("origin_subject_id"),
-        pl.col("event").alias("type"),
-        "channel",
-        pl.col("timestamp").alias("occurred_at"),
-        pl.lit(now, dtype=pl.Datetime("us", "UTC")).alias("received_at"),
-        pl.when(pl.col("topics").list.len() > 0).then(pl.col("topics").list.join(";")).alias("topics"),
-        "amount",
-        "currency",
-        "campaign",
-        "region",
+    resolved = events.with_columns(
+        subject_id=pl.int_range(pl.len(), dtype=pl.Int64), topics_known=pl.col("topics").fill_null([])
     )
+    return store.event_rows(resolved, source=source, now=now)
 
 
 # --- databases ----------------------------------------------------------------------------------

@@ -10,14 +10,14 @@ from typing import Any, cast
 
 import uvicorn
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
 from sqlalchemy import select
 
 from privacy.keyring import KeyringError, generate_keyring, write_keyring_file
 from server.auth import api_keys
 from server.auth.principal import SYSTEM_ACTOR, Role
 from server.cli.errors import CliError
-from server.cli.import_commands import summary_table
+from server.cli.import_commands import rows_progress, summary_table
 from server.demo import FORMATS, Format, generate_to_directory
 from server.demo import load as demo_load
 from server.ingest.files import EventChunk
@@ -196,7 +196,7 @@ def _load_demo_population(runtime: Runtime, console: Console, *, people: int, se
             progress.update(generating, completed=fraction)
 
         population = demo_load.generate(runtime, people=people, seed=seed, on_progress=generated)
-    with _rate_progress(console) as progress:
+    with rows_progress(console) as progress:
         ingesting = progress.add_task("ingesting", total=population.events.height, rows=0, rate=0.0)
 
         def chunk_done(chunk: EventChunk, _result: IngestResult) -> None:
@@ -206,18 +206,6 @@ def _load_demo_population(runtime: Runtime, console: Console, *, people: int, se
 
         totals = demo_load.load_population(runtime, population, on_chunk=chunk_done)
     console.print(summary_table(totals, title=f"demo population ({people:,} people, source {demo_load.DEMO_SOURCE})"))
-
-
-def _rate_progress(console: Console) -> Progress:
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TaskProgressColumn(),
-        TextColumn("{task.fields[rows]:,} rows"),
-        TextColumn("{task.fields[rate]:,.0f} rows/s"),
-        TimeElapsedColumn(),
-        console=console,
-    )
 
 
 def run_demo_generate(arguments: argparse.Namespace, console: Console) -> int:

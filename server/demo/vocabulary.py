@@ -12,49 +12,17 @@ import numpy as np
 import polars as pl
 
 from privacy.purposes import Purpose
+from server.ingest.records import EVENT_SCHEMA
+from server.ingest.vocabulary import CHANNEL_ORDER, EVENT_TYPE_ORDER
 
 UTC_MICROS = pl.Datetime("us", "UTC")
-CHANNELS: Final = ("web", "app", "email", "ads", "offline", "partner")
-EVENT_TYPES: Final = (
-    "page_view",
-    "click",
-    "search",
-    "purchase",
-    "add_to_cart",
-    "email_open",
-    "email_click",
-    "ad_impression",
-    "ad_click",
-    "signup",
-    "app_open",
-    "store_visit",
-)
+CHANNELS: Final = CHANNEL_ORDER
+EVENT_TYPES: Final = EVENT_TYPE_ORDER
 PARTNERS: Final = ("partner-alpha", "partner-beta")
 RESERVED_EMAIL_DOMAINS: Final = ("example.org", "example.com", "example.net")
 PURPOSES: Final = tuple(purpose.value for purpose in Purpose)
 
-EVENTS_SCHEMA: Final = pl.Schema(
-    {
-        "message_id": pl.String(),
-        "event": pl.String(),
-        "channel": pl.String(),
-        "timestamp": UTC_MICROS,
-        "user_id": pl.String(),
-        "anonymous_id": pl.String(),
-        "email": pl.String(),
-        "phone": pl.String(),
-        "partner": pl.String(),
-        "partner_user_id": pl.String(),
-        "topics": pl.List(pl.String()),
-        "category": pl.String(),
-        "amount": pl.Float64(),
-        "currency": pl.String(),
-        "campaign": pl.String(),
-        "region": pl.String(),
-        "consent_purposes": pl.List(pl.String()),
-        "gpc": pl.Boolean(),
-    }
-)
+EVENTS_SCHEMA: Final = EVENT_SCHEMA
 ATTRIBUTES_SCHEMA: Final = pl.Schema(
     {
         "user_id": pl.String(),

@@ -10,7 +10,6 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from privacy.field_crypto import new_data_key
-from server.ingest.validate import ROW
 from server.privacy_kit import PrivacyKit
 from server.storage.bulk import bulk_insert
 from server.storage.tables import EventRow, IdentityRow, SubjectKeyRow, SubjectRow
@@ -68,9 +67,9 @@ def insert_identities(session: Session, identities: pl.DataFrame, now: datetime)
     )
 
 
-def insert_events(session: Session, events: pl.DataFrame, *, source: str, now: datetime) -> None:
-    """One multi-row statement; the (source, event_id) constraint turns a racing replay into a no-op."""
-    rows = events.select(
+def event_rows(events: pl.DataFrame, *, source: str, now: datetime) -> pl.DataFrame:
+    """Resolved records (with ``subject_id`` and ``topics_known``) in the events table's columns."""
+    return events.select(
         pl.lit(source).alias("source"),
         pl.col("message_id").alias("event_id"),
         "subject_id",
@@ -85,9 +84,11 @@ def insert_events(session: Session, events: pl.DataFrame, *, source: str, now: d
         "campaign",
         "region",
     )
-    # In key order, so the unique index is filled by walking it once rather than at random.
-    bulk_insert(session, EventRow, rows.sort("event_id"))
 
 
-def rows_of(frame: pl.DataFrame, rows: pl.Series) -> pl.DataFrame:
-    return frame.filter(pl.col(ROW).is_in(rows.implode()))
+def insert_events(session: Session, events: pl.DataFrame, *, source: str, now: datetime) -> None:
+    """One bulk statement; the (source, event_id) constraint turns a racing replay into a no-op.
+
+    In key order, so the unique index is filled by walking it once rather than at random.
+    """
+    bulk_insert(session, EventRow, event_rows(events, source=source, now=now).sort("event_id"))

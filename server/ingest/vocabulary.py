@@ -5,23 +5,24 @@ from __future__ import annotations
 import enum
 from typing import Final
 
-CHANNELS: Final = frozenset({"web", "app", "email", "ads", "offline", "partner"})
-EVENT_TYPES: Final = frozenset(
-    {
-        "page_view",
-        "click",
-        "search",
-        "purchase",
-        "add_to_cart",
-        "email_open",
-        "email_click",
-        "ad_impression",
-        "ad_click",
-        "signup",
-        "app_open",
-        "store_visit",
-    }
+# Ordered, because the demo generator indexes into them and must stay deterministic.
+CHANNEL_ORDER: Final = ("web", "app", "email", "ads", "offline", "partner")
+EVENT_TYPE_ORDER: Final = (
+    "page_view",
+    "click",
+    "search",
+    "purchase",
+    "add_to_cart",
+    "email_open",
+    "email_click",
+    "ad_impression",
+    "ad_click",
+    "signup",
+    "app_open",
+    "store_visit",
 )
+CHANNELS: Final = frozenset(CHANNEL_ORDER)
+EVENT_TYPES: Final = frozenset(EVENT_TYPE_ORDER)
 ADVERTISING_EVENT_TYPES: Final = frozenset({"ad_impression", "ad_click"})
 
 
