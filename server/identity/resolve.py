@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from privacy.identifiers import IdentifierKind
 from server.ingest.validate import IDENTIFIER_COLUMNS, ROW
 from server.privacy_kit import PrivacyKit
+from server.storage.lookup import select_where_in
 from server.storage.tables import IdentityRow, SubjectRow, SuppressionRow
 
 LOOKUP_CHUNK = 5_000
@@ -103,33 +104,21 @@ def hash_identifiers(unique: pl.DataFrame, kit: PrivacyKit, key_version: int) ->
 def _lookup(
     session: Session, model: type[IdentityRow] | type[SuppressionRow], hashed: pl.DataFrame, columns: Sequence[str]
 ) -> pl.DataFrame:
-    """Existing rows matching (kind, key_version, digest), fetched in chunks per kind and version."""
-    found: list[pl.DataFrame] = []
-    for (kind, version), group in hashed.group_by(["kind", "key_version"]):
-        digests = group["digest"].unique().to_list()
-        for start in range(0, len(digests), LOOKUP_CHUNK):
-            rows = session.connection().execute(
-                select(model.kind, model.key_version, model.pseudonym, *[getattr(model, c) for c in columns]).where(
-                    model.kind == kind,
-                    model.key_version == version,
-                    model.pseudonym.in_(digests[start : start + LOOKUP_CHUNK]),
-                )
-            ).all()
-            if rows:
-                found.append(
-                    pl.DataFrame(
-                        [tuple(row) for row in rows],
-                        schema={
-                            "kind": pl.String,
-                            "key_version": pl.Int64,
-                            "digest": pl.Binary,
-                            **dict.fromkeys(columns, pl.Int64),
-                        },
-                        orient="row",
-                    )
-                )
+    """Existing rows matching (kind, key_version, digest), one driver-level lookup per kind and version."""
+    table = model.__tablename__
+    selected = ", ".join(["kind", "key_version", "pseudonym", *columns])
     schema = {"kind": pl.String, "key_version": pl.Int64, "digest": pl.Binary, **dict.fromkeys(columns, pl.Int64)}
-    return pl.concat(found) if found else pl.DataFrame(schema=schema)
+    found: list[tuple[object, ...]] = []
+    for (kind, version), group in hashed.group_by(["kind", "key_version"]):
+        found.extend(
+            select_where_in(
+                session,
+                f"SELECT {selected} FROM {table} WHERE kind = ? AND key_version = ? AND pseudonym {{in}}",
+                group["digest"].unique().to_list(),
+                params=(kind, version),
+            )
+        )
+    return pl.DataFrame(found, schema=schema, orient="row")
 
 
 @dataclass(frozen=True, slots=True)

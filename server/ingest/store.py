@@ -5,13 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 
 import polars as pl
-from sqlalchemy import String, bindparam, func, select
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from privacy.field_crypto import new_data_key
 from server.privacy_kit import PrivacyKit
 from server.storage.bulk import bulk_insert
+from server.storage.lookup import select_where_in
 from server.storage.tables import EventRow, IdentityRow, SubjectKeyRow, SubjectRow
 from server.storage.upsert import table_of
 
@@ -20,26 +19,11 @@ LOOKUP_CHUNK = 5_000
 
 def already_stored(session: Session, source: str, message_ids: list[str]) -> set[str]:
     """Event ids of this source that are in the database: a replayed batch adds nothing."""
-    found: set[str] = set()
-    unique = sorted(set(message_ids))
-    if session.get_bind().dialect.name == "postgresql":
-        # One array parameter instead of thousands of bound values.
-        found.update(
-            session.connection().scalars(
-                select(EventRow.event_id).where(EventRow.source == source, EventRow.event_id == func.any(
-                    bindparam("ids", value=unique, type_=ARRAY(String()))))
-            )
-        )
-        return found
-    for start in range(0, len(unique), LOOKUP_CHUNK):
-        found.update(
-            session.connection().scalars(
-                select(EventRow.event_id).where(
-                    EventRow.source == source, EventRow.event_id.in_(unique[start : start + LOOKUP_CHUNK])
-                )
-            )
-        )
-    return found
+    rows = select_where_in(
+        session, "SELECT event_id FROM events WHERE source = ? AND event_id {in}", sorted(set(message_ids)),
+        params=(source,),
+    )
+    return {row[0] for row in rows}
 
 
 def create_subjects(session: Session, subject_ids: list[int], kit: PrivacyKit, now: datetime) -> None:

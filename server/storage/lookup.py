@@ -1,0 +1,44 @@
+"""Membership lookups over many values, sent to the driver as they are.
+
+SQLAlchemy renders a large ``IN`` list by expanding it at every execution, which costs more
+than the query on a batch of thousands of keys. Here PostgreSQL gets one array parameter
+(``= ANY(%s)``) and SQLite one placeholder per value, in chunks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+SQLITE_CHUNK = 5_000
+
+
+def select_where_in(
+    session: Session, query: str, values: Sequence[Any], *, params: Sequence[Any] = ()
+) -> list[tuple[Any, ...]]:
+    """Run ``query`` whose ``{in}`` stands for ``column IN values`` (write it as ``column {in}``).
+
+    ``params`` fill the ``?`` placeholders that come before ``{in}``; table and column names in
+    ``query`` are the caller's constants, never input.
+    """
+    if not values:
+        return []
+    connection = session.connection()
+    driver: Any = connection.connection.dbapi_connection
+    if connection.dialect.name == "postgresql":
+        sql = query.replace("?", "%s").format(**{"in": "= ANY(%s)"})
+        with driver.cursor() as cursor:
+            cursor.execute(sql, (*params, list(values)))
+            return [tuple(row) for row in cursor.fetchall()]
+    rows: list[tuple[Any, ...]] = []
+    cursor = driver.cursor()
+    try:
+        for start in range(0, len(values), SQLITE_CHUNK):
+            chunk = list(values[start:start + SQLITE_CHUNK])
+            sql = query.format(**{"in": f"IN ({', '.join('?' * len(chunk))})"})
+            rows.extend(tuple(row) for row in cursor.execute(sql, (*params, *chunk)).fetchall())
+    finally:
+        cursor.close()
+    return rows
