@@ -21,7 +21,7 @@ from server.privacy_kit import PrivacyKit, build_kit
 from server.settings import Settings
 from server.storage.audit_store import SqlAuditStore
 from server.storage.base import utc_now
-from server.storage.engine import build_engine, session_factory
+from server.storage.engine import WRITE_INTENT, build_engine, session_factory
 
 Clock = Callable[[], datetime]
 
@@ -53,6 +53,7 @@ class Runtime:
     @contextmanager
     def unit_of_work(self, actor: Actor) -> Iterator[UnitOfWork]:
         with self.sessions.begin() as session:
+            session.connection(execution_options={WRITE_INTENT: True})
             yield UnitOfWork(session=session, keyring=self.keyring, kit=self.kit, clock=self.clock, actor=actor)
 
     def dispose(self) -> None:

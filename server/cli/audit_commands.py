@@ -7,14 +7,12 @@ from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from sqlalchemy import func, select
 
-from privacy.audit import verify_chain
+from server.audit import service
 from server.auth.principal import SYSTEM_ACTOR
 from server.runtime import build_runtime
 from server.settings import load_settings
-from server.storage.audit_store import iter_entries, read_head
-from server.storage.tables import AuditEntryRow
+from server.storage.audit_store import read_head
 
 
 def register(commands: Any) -> None:
@@ -30,23 +28,11 @@ def run_audit_verify(_arguments: argparse.Namespace, console: Console) -> int:
     runtime = build_runtime(load_settings())
     try:
         with runtime.sessions() as session:
-            total = session.scalar(select(func.count()).select_from(AuditEntryRow)) or 0
-            with Progress(
-                TextColumn("verifying"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeRemainingColumn(),
-                console=console,
-                transient=True,
-            ) as progress:
+            total = read_head(session)[0]
+            with Progress(TextColumn("verifying"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                          console=console, transient=True) as progress:
                 task = progress.add_task("verify", total=total)
-
-                def counted() -> Any:
-                    for entry in iter_entries(session):
-                        progress.advance(task)
-                        yield entry
-
-                verdict = verify_chain(counted(), runtime.keyring, head=read_head(session))
+                verdict = service.verify(session, runtime.keyring, on_entry=lambda: progress.advance(task))
         with runtime.unit_of_work(SYSTEM_ACTOR) as unit:
             unit.audit("audit.verify", details={"intact": verdict.intact, "checked": verdict.checked})
     finally:

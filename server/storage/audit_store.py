@@ -55,14 +55,17 @@ def read_head(session: Session) -> tuple[int, bytes]:
     return row.seq, row.entry_hash
 
 
-def iter_entries(session: Session, *, after_seq: int = 0, limit: int | None = None) -> Iterator[AuditEntry]:
+def iter_entries(
+    session: Session, *, after_seq: int = 0, limit: int | None = None, until_seq: int | None = None
+) -> Iterator[AuditEntry]:
     """Stream entries in seq order, in keyset-paginated batches so a long log fits in memory."""
     remaining = limit
     while remaining is None or remaining > 0:
         batch_size = READ_BATCH if remaining is None else min(READ_BATCH, remaining)
-        rows = session.scalars(
-            select(AuditEntryRow).where(AuditEntryRow.seq > after_seq).order_by(AuditEntryRow.seq).limit(batch_size)
-        ).all()
+        query = select(AuditEntryRow).where(AuditEntryRow.seq > after_seq)
+        if until_seq is not None:
+            query = query.where(AuditEntryRow.seq <= until_seq)
+        rows = session.scalars(query.order_by(AuditEntryRow.seq).limit(batch_size)).all()
         if not rows:
             return
         for row in rows:

@@ -110,3 +110,16 @@ def test_every_consent_call_is_audited_without_the_identifier(live_server: LiveS
     assert "consent.read" in actions
     assert "audited.person" not in log.text
     assert "example.org" not in log.text
+
+
+def test_concurrent_reading_and_auditing_resolvers_do_not_collide(live_server: LiveServer) -> None:
+    """Two root fields run side by side, each reading and then appending to the audit log."""
+    token = live_server.issue_key(Role.COMPLIANCE)
+    for _ in range(5):
+        body = live_server.graphql(
+            "{ verifyAuditLog { intact } auditLog(first: 3) { seq } consent(identifier: {kind: EMAIL, "
+            'value: "nobody@example.org"}) { found } }',
+            token=token,
+        ).json()
+        assert "errors" not in body, body
+        assert body["data"]["verifyAuditLog"]["intact"] is True
