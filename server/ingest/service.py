@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass, field
-from datetime import datetime
 
 import polars as pl
 
@@ -114,7 +113,7 @@ def ingest_events(
         )
         final = plan(session, prepared, guardrails, rows=decision.allowed_rows)
         allowed = allowed.drop("subject_id").join(final.rows, on=ROW, how="inner")
-    ledger_new = _ledger_of_new_subjects(resolved, first, final, source=source, now=now)
+    ledger_new = _ledger_of_new_subjects(decision.ledger, resolved, first, final)
 
     consent.record_frame(session, ledger_known)
     merge_subjects(unit, [(m.winner, loser) for m in final.merges for loser in m.losers], reason="shared identifier")
@@ -146,28 +145,25 @@ def ingest_events(
 
 
 def _ledger_of_new_subjects(
-    resolved: pl.DataFrame, first: Resolution, final: Resolution, *, source: str, now: datetime
+    ledger: pl.DataFrame, resolved: pl.DataFrame, first: Resolution, final: Resolution
 ) -> pl.DataFrame:
     """Consent statements of people created by this batch, from all their records.
 
-    Records refused for lack of consent still speak: a grant and a later withdrawal in the same
-    batch must leave the withdrawal standing. Each first-pass subject is mapped to the subject
-    its stored records finally went to; people with no stored record are not created at all.
+    The first decision already holds them (a new person has no prior state), keyed by the first
+    pass's subject ids; records refused for lack of consent still speak, so a grant and a later
+    withdrawal in one batch leave the withdrawal standing. Each first-pass subject is mapped to
+    the subject its stored records finally went to; people with no stored record are not created.
     """
-    new_first = sorted(first.new_subjects)
-    final_new = sorted(final.new_subjects)
     mapping = (
         resolved.select(ROW, pl.col("subject_id").alias("first_subject"))
         .join(final.rows, on=ROW, how="inner")
         .select("first_subject", "subject_id")
         .unique(subset="first_subject", keep="first", maintain_order=True)
     )
-    speaking = (
-        resolved.filter(pl.col("subject_id").is_in(new_first))
+    return (
+        ledger.filter(pl.col("subject_id").is_in(sorted(first.new_subjects)))
         .rename({"subject_id": "first_subject"})
         .join(mapping, on="first_subject", how="inner")
-        .drop("first_subject")
-        .filter(pl.col("subject_id").is_in(final_new))
+        .filter(pl.col("subject_id").is_in(sorted(final.new_subjects)))
+        .select(ledger.columns)
     )
-    empty_state = consent_gate.current_states_frame([])
-    return consent_gate.decide(speaking, empty_state, source=source, now=now).ledger
