@@ -88,7 +88,10 @@ def shape_errors(
 
 def _shape(error: GraphQLError, request_id: str, known_names: frozenset[str]) -> GraphQLError:
     code = (error.extensions or {}).get("code")
-    if error.original_error is not None and code is None:
+    # graphql-core wraps its own input errors (bad variables) as original_error: they are the
+    # client's mistake, not ours, so they are classified and scrubbed rather than masked.
+    unexpected = error.original_error is not None and not isinstance(error.original_error, GraphQLError)
+    if unexpected and code is None:
         return _mask(error, request_id)
     if code is None:
         code, message = classify(error, known_names)

@@ -21,24 +21,22 @@ from server.runtime import UnitOfWork
 
 
 async def _run_consent(info: Info[Context, None], work: Callable[[UnitOfWork], ConsentOutcome]) -> RecordConsentPayload:
-    def guarded(unit: UnitOfWork) -> RecordConsentPayload:
-        try:
-            outcome = work(unit)
-        except InvalidIdentifier as error:
-            return RecordConsentPayload(
-                recorded=False,
-                suppression_lifted=False,
-                errors=[DomainError(field="identifier", code=error.code, message=error.message)],
-            )
-        except ConsentError as error:
-            return RecordConsentPayload(
-                recorded=False,
-                suppression_lifted=False,
-                errors=[DomainError(field=None, code=error.code, message=error.message)],
-            )
-        return RecordConsentPayload(recorded=True, suppression_lifted=outcome.suppression_lifted, errors=[])
-
-    return await info.context.run(guarded)
+    """Domain errors leave the unit of work by raising, so nothing it did is committed."""
+    try:
+        outcome = await info.context.run(work)
+    except InvalidIdentifier as error:
+        return RecordConsentPayload(
+            recorded=False,
+            suppression_lifted=False,
+            errors=[DomainError(field="identifier", code=error.code, message=error.message)],
+        )
+    except ConsentError as error:
+        return RecordConsentPayload(
+            recorded=False,
+            suppression_lifted=False,
+            errors=[DomainError(field=None, code=error.code, message=error.message)],
+        )
+    return RecordConsentPayload(recorded=True, suppression_lifted=outcome.suppression_lifted, errors=[])
 
 
 @strawberry.type

@@ -54,8 +54,14 @@ def record_consent(
     source: str,
     policy_version: str,
 ) -> ConsentOutcome:
-    """An explicit grant also lifts suppression of this identifier (the person consented anew)."""
+    """An explicit grant also lifts suppression of this identifier (the person consented anew).
+
+    Everything that can be refused is checked before the first write.
+    """
     key = ConsentKey(purpose, partner_id or 0)
+    service.check_labels(source=source, policy_version=policy_version)
+    service.require_partner(unit.session, partner_id)
+    service.require_partner(unit.session, identifier.partner_id)
     normalized = normalize(identifier.kind, identifier.value, partner_id=identifier.partner_id, rules=unit.kit.rules)
     now = unit.clock()
     lifted = granted and suppression.lift(unit.session, normalized, unit.kit)
@@ -85,6 +91,8 @@ def record_consent(
 
 
 def record_signal(unit: UnitOfWork, *, identifier: RawIdentifier, signal: PrivacySignal, source: str) -> ConsentOutcome:
+    service.check_labels(source=source, policy_version=signal.value)
+    service.require_partner(unit.session, identifier.partner_id)
     normalized = normalize(identifier.kind, identifier.value, partner_id=identifier.partner_id, rules=unit.kit.rules)
     subject_id, _created = find_or_create_subject(unit.session, normalized, unit.kit, unit.clock())
     entry = service.record_signal(unit.session, subject_id=subject_id, signal=signal, source=source, now=unit.clock())

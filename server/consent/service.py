@@ -26,12 +26,23 @@ from privacy.consent import (
 )
 from privacy.purposes import Purpose
 from server.storage.bulk import bulk_insert
-from server.storage.tables import ConsentRecordRow, ConsentStateRow
+from server.storage.tables import ConsentRecordRow, ConsentStateRow, PartnerRow
 from server.storage.upsert import table_of, upsert
 
 _LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$")
 LABEL_LIMITS = {"source": 64, "policy_version": 32}  # the column widths
 CHECK_CHUNK = 5_000
+
+
+def check_labels(*, source: str, policy_version: str) -> None:
+    """Checked before any write, so a refused request leaves nothing behind."""
+    _check_label("source", source)
+    _check_label("policy_version", policy_version)
+
+
+def require_partner(session: Session, partner_id: int | None) -> None:
+    if partner_id is not None and session.get(PartnerRow, partner_id) is None:
+        raise ConsentError("UNKNOWN_PARTNER", "no partner has this id")
 
 
 def _check_label(name: str, value: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 from server.auth.principal import Role
@@ -123,3 +124,37 @@ def test_concurrent_reading_and_auditing_resolvers_do_not_collide(live_server: L
         ).json()
         assert "errors" not in body, body
         assert body["data"]["verifyAuditLog"]["intact"] is True
+
+
+def test_a_refused_request_changes_nothing(live_server: LiveServer) -> None:
+    """A grant with a bad source for an erased email must not lift its suppression or create anyone."""
+    from privacy.identifiers import IdentifierKind, normalize
+    from server.auth.principal import SYSTEM_ACTOR
+    from server.subjects.service import find_subject
+    from server.suppression.service import is_suppressed, suppress
+
+    token = live_server.issue_key(Role.COMPLIANCE)
+    email = f"erased.{secrets.token_hex(3)}@example.org"
+    identifier = normalize(IdentifierKind.EMAIL, email)
+    with live_server.runtime.unit_of_work(SYSTEM_ACTOR) as unit:
+        suppress(unit.session, identifier, unit.kit, unit.clock())
+    refused = live_server.graphql(RECORD, token=token, variables=consent_input(email, source="bad source!")).json()
+    assert refused["data"]["recordConsent"]["errors"][0]["code"] == "INVALID_SOURCE"
+    unknown_partner = live_server.graphql(
+        RECORD, token=token, variables=consent_input(email, purpose="SHARING", partnerId=987654)
+    ).json()
+    assert unknown_partner["data"]["recordConsent"]["errors"][0]["code"] == "UNKNOWN_PARTNER"
+    with live_server.runtime.sessions() as session:
+        assert is_suppressed(session, identifier, live_server.runtime.kit)
+        assert find_subject(session, identifier, live_server.runtime.kit) is None
+
+
+def test_bad_variables_are_bad_user_input_not_internal_errors(live_server: LiveServer) -> None:
+    token = live_server.issue_key(Role.COMPLIANCE)
+    unknown_field = consent_input("x@example.org")
+    unknown_field["input"]["colour"] = "blue"
+    bad_enum = consent_input("x@example.org", purpose="WORLD_DOMINATION")
+    for variables in (unknown_field, bad_enum):
+        body = live_server.graphql(RECORD, token=token, variables=variables).json()
+        assert [e["extensions"]["code"] for e in body["errors"]] == ["BAD_USER_INPUT"], body
+        assert "WORLD_DOMINATION" not in str(body)
