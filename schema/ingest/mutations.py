@@ -10,6 +10,7 @@ from schema.context import Context
 from schema.errors import DomainError
 from schema.ingest.convert import events_frame
 from schema.ingest.types import (
+    ADMIN,
     SENDERS,
     AttributeBatchInput,
     EventBatchInput,
@@ -27,12 +28,19 @@ from server.runtime import UnitOfWork
 _SOURCE = re.compile(r"^[a-z0-9][a-z0-9_.:-]{0,63}$")
 
 
-def _payload(result: IngestResult, errors: list[DomainError] | None = None) -> IngestEventsPayload:
+# What a partner must not learn about a person through the answer to its own batch.
+UNDISCLOSED_TO_PARTNERS = frozenset({RejectCode.NO_CONSENT, RejectCode.SUPPRESSED})
+
+
+def _payload(
+    result: IngestResult, errors: list[DomainError] | None = None, *, for_partner: bool = False
+) -> IngestEventsPayload:
+    shown = [r for r in result.rejected if not (for_partner and r.code in UNDISCLOSED_TO_PARTNERS)]
     return IngestEventsPayload(
         received=result.received,
-        accepted=result.accepted,
+        accepted=result.accepted + len(result.rejected) - len(shown),
         duplicates=result.duplicates,
-        rejected=[RejectedRecord(index=r.index, code=r.code.value, message=r.message) for r in result.rejected],
+        rejected=[RejectedRecord(index=r.index, code=r.code.value, message=r.message) for r in shown],
         dropped_topics=result.dropped_topics,
         dropped_labels=result.dropped_labels,
         junk_identifiers=result.junk_identifiers,
@@ -67,6 +75,11 @@ class IngestMutations:
                     field="batch.source", code="INVALID_SOURCE",
                     message="source must be 1-64 characters of a-z, 0-9, _ . : -")])
         frame, malformed = events_frame(list(batch.events))
+        if partner_id is not None:
+            # A partner's customer id is its own: scoped to it, never matched against ours.
+            frame = frame.with_columns(
+                partner_user_id=pl.coalesce("partner_user_id", "user_id"), user_id=pl.lit(None, dtype=pl.String)
+            )
 
         def work(unit: UnitOfWork) -> IngestResult:
             context = validation_context(unit.session, settings, unit.kit, now=unit.clock(),
@@ -74,11 +87,12 @@ class IngestMutations:
             return ingest_events(unit, frame, source=source, context=context, guardrails=guardrails_from(settings),
                                  malformed=malformed)
 
-        return _payload(await info.context.run(work))
+        return _payload(await info.context.run(work), for_partner=partner_id is not None)
 
     @strawberry.mutation(
-        extensions=SENDERS,
-        description="Declared attributes of known, consenting people: PII encrypted, quasi-identifiers banded.",
+        extensions=ADMIN,
+        description="Declared attributes of known, consenting people: PII encrypted, quasi-identifiers banded. "
+        "First-party sources only (admin keys): a partner never writes a person's PII.",
     )
     async def upsert_attributes(self, info: Info[Context, None], batch: AttributeBatchInput) -> UpsertAttributesPayload:
         settings = info.context.runtime.settings

@@ -9,6 +9,7 @@ from schema.permissions import requires
 from server.auth.principal import Role
 
 SENDERS = requires(Role.PARTNER, Role.ADMIN)
+ADMIN = requires(Role.ADMIN)
 
 
 SegmentEvent = NewType("SegmentEvent", object)
@@ -44,16 +45,22 @@ class RejectedRecord:
 @strawberry.type
 class IngestEventsPayload:
     received: int = strawberry.field(extensions=SENDERS)
-    accepted: int = strawberry.field(extensions=SENDERS)
+    accepted: int = strawberry.field(
+        extensions=SENDERS,
+        description="Records taken in. For partner keys this includes records dropped for consent or erasure: "
+        "a partner never learns a person's consent or erasure status.",
+    )
     duplicates: int = strawberry.field(extensions=SENDERS)
-    rejected: list[RejectedRecord] = strawberry.field(extensions=SENDERS)
+    rejected: list[RejectedRecord] = strawberry.field(
+        extensions=SENDERS, description="Records refused for their content (for partners: format errors only)."
+    )
     dropped_topics: int = strawberry.field(extensions=SENDERS, description="Unknown topics removed from events.")
     dropped_labels: int = strawberry.field(extensions=SENDERS, description="Free-text campaign/region not stored.")
     junk_identifiers: int = strawberry.field(extensions=SENDERS)
-    new_subjects: int = strawberry.field(extensions=SENDERS)
-    merges: int = strawberry.field(extensions=SENDERS)
-    refused_merges: int = strawberry.field(extensions=SENDERS)
-    identity_limit_hits: int = strawberry.field(extensions=SENDERS)
+    new_subjects: int | None = strawberry.field(extensions=ADMIN, description="Admin keys only.")
+    merges: int | None = strawberry.field(extensions=ADMIN, description="Admin keys only.")
+    refused_merges: int | None = strawberry.field(extensions=ADMIN, description="Admin keys only.")
+    identity_limit_hits: int | None = strawberry.field(extensions=ADMIN, description="Admin keys only.")
     errors: list[DomainError] = strawberry.field(extensions=SENDERS)
 
 
@@ -79,8 +86,8 @@ class AttributeBatchInput:
 
 @strawberry.type
 class UpsertAttributesPayload:
-    received: int = strawberry.field(extensions=SENDERS)
-    accepted: int = strawberry.field(extensions=SENDERS)
-    fields_encrypted: int = strawberry.field(extensions=SENDERS)
-    rejected: list[RejectedRecord] = strawberry.field(extensions=SENDERS)
-    errors: list[DomainError] = strawberry.field(extensions=SENDERS)
+    received: int = strawberry.field(extensions=ADMIN)
+    accepted: int = strawberry.field(extensions=ADMIN)
+    fields_encrypted: int = strawberry.field(extensions=ADMIN)
+    rejected: list[RejectedRecord] = strawberry.field(extensions=ADMIN)
+    errors: list[DomainError] = strawberry.field(extensions=ADMIN)

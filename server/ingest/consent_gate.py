@@ -41,13 +41,16 @@ def statements(rows: pl.DataFrame, now: datetime) -> pl.DataFrame:
     """(row, subject_id, purpose, partner_id, granted, at) for every record that carries consent.
 
     A statement is dated by its event but never later than ``now``: a sender's clock running
-    ahead must not let a grant outrank a withdrawal that really came after it.
+    ahead must not let a grant outrank a withdrawal that really came after it. A partner speaks
+    only for sharing with itself; its records never move the person's own purposes, except that
+    a GPC signal it relays still withdraws advertising (a signal can only restrict).
     """
+    first_party = pl.col("partner_id").is_null()
     carrying = rows.filter(pl.col("consent_purposes").is_not_null())
     listed = pl.col("consent_purposes")
     at = pl.min_horizontal(pl.col("timestamp"), pl.lit(now, dtype=pl.Datetime("us", "UTC"))).alias("at")
     per_purpose = [
-        carrying.select(
+        carrying.filter(first_party).select(
             ROW,
             "subject_id",
             pl.lit(purpose).alias("purpose"),
@@ -59,8 +62,8 @@ def statements(rows: pl.DataFrame, now: datetime) -> pl.DataFrame:
         )
         for purpose in PROCESSING_PURPOSES
     ]
-    # GPC alone, without a purposes list, still says one thing: no advertising.
-    gpc_only = rows.filter(pl.col("consent_purposes").is_null() & pl.col("gpc")).select(
+    # GPC without a first-party purposes list still says one thing: no advertising.
+    gpc_only = rows.filter(pl.col("gpc") & (pl.col("consent_purposes").is_null() | ~first_party)).select(
         ROW,
         "subject_id",
         pl.lit(Purpose.ADVERTISING.value).alias("purpose"),
@@ -68,7 +71,7 @@ def statements(rows: pl.DataFrame, now: datetime) -> pl.DataFrame:
         pl.lit(value=False).alias("granted"),
         at,
     )
-    sharing = carrying.filter(pl.col("partner_id").is_not_null()).select(
+    sharing = carrying.filter(~first_party).select(
         ROW,
         "subject_id",
         pl.lit(ConsentPurpose.SHARING.value).alias("purpose"),
@@ -111,7 +114,12 @@ def current_states(session: Session, subject_ids: list[int]) -> pl.DataFrame:
 
 
 def decide(rows: pl.DataFrame, existing: pl.DataFrame, *, source: str, now: datetime) -> GateDecision:
-    """``rows``: resolved records (row, subject_id, event, timestamp, consent_purposes, gpc, partner_id)."""
+    """``rows``: resolved records (row, subject_id, event, timestamp, consent_purposes, gpc, partner_id).
+
+    A record's own statement counts only where it is not older than the stored state (the
+    ledger's own rule: the latest word wins). A partner's record also needs the sharing consent
+    that names that partner.
+    """
     said = statements(rows, now)
     keys = ["subject_id", "purpose", "partner_id"]
     timeline = (
@@ -135,34 +143,52 @@ def decide(rows: pl.DataFrame, existing: pl.DataFrame, *, source: str, now: date
         pl.lit("collected").alias("policy_version"),
         pl.col("at").alias("recorded_at"),
     )
+    latest = timeline.sort("at").group_by(keys).agg(pl.col("granted").last())
     state_after = (
-        timeline.sort("at")
-        .group_by(keys)
-        .agg(pl.col("granted").last())
-        .filter(pl.col("partner_id") == NO_PARTNER, pl.col("granted"))
+        latest.filter(pl.col("partner_id") == NO_PARTNER, pl.col("granted"))
         .group_by("subject_id")
         .agg(pl.col("purpose").alias("granted_purposes"))
     )
+    shared_after = latest.filter(pl.col("purpose") == ConsentPurpose.SHARING.value).select(
+        "subject_id", "partner_id", pl.col("granted").alias("shared")
+    )
+    stored = existing.select(*keys, pl.col("at").alias("stored_at"), pl.col("granted").alias("stored_granted"))
+    effective = said.join(stored, on=keys, how="left").with_columns(
+        granted=pl.when(pl.col("stored_at").is_null() | (pl.col("at") >= pl.col("stored_at")))
+        .then(pl.col("granted"))
+        .otherwise(pl.col("stored_granted"))
+    )
     own = (
-        said.filter(pl.col("partner_id") == NO_PARTNER, pl.col("granted"))
+        effective.filter(pl.col("partner_id") == NO_PARTNER, pl.col("granted"))
         .group_by(ROW)
         .agg(pl.col("purpose").alias("own_purposes"))
+    )
+    own_sharing = effective.filter(pl.col("purpose") == ConsentPurpose.SHARING.value).select(
+        ROW, pl.col("granted").alias("own_shared")
     )
     servable = (
         pl.when(pl.col("event").is_in(sorted(ADVERTISING_EVENT_TYPES)))
         .then(pl.lit([Purpose.ADVERTISING.value]))
         .otherwise(pl.lit(ALWAYS_SERVABLE))
     )
+    first_party_statement = pl.col("consent_purposes").is_not_null() & pl.col("partner_id").is_null()
     judged = (
         rows.join(own, on=ROW, how="left")
+        .join(own_sharing, on=ROW, how="left")
         .join(state_after, on="subject_id", how="left")
+        .join(shared_after, on=["subject_id", "partner_id"], how="left")
         .with_columns(
-            granted=pl.when(pl.col("consent_purposes").is_not_null())
+            granted=pl.when(first_party_statement)
             .then(pl.col("own_purposes"))
             .otherwise(pl.col("granted_purposes"))
             .fill_null(pl.lit([], dtype=pl.List(pl.String))),
             servable=servable,
+            sharing_ok=pl.when(pl.col("partner_id").is_null())
+            .then(pl.lit(value=True))
+            .otherwise(pl.coalesce("own_shared", "shared", pl.lit(value=False))),
         )
-        .with_columns(allowed=pl.col("granted").list.set_intersection(pl.col("servable")).list.len() > 0)
+        .with_columns(
+            allowed=(pl.col("granted").list.set_intersection(pl.col("servable")).list.len() > 0) & pl.col("sharing_ok")
+        )
     )
     return GateDecision(allowed_rows=judged.filter(pl.col("allowed"))[ROW], ledger=ledger)

@@ -33,8 +33,8 @@ def event(**overrides: Any) -> dict[str, Any]:
     return base
 
 
-def test_partner_batch_lands_and_rejects_only_the_bad_records(live_server: LiveServer) -> None:
-    token = live_server.issue_key(Role.PARTNER)
+def test_a_batch_lands_and_rejects_only_the_bad_records(live_server: LiveServer) -> None:
+    token = live_server.issue_key(Role.ADMIN)
     events = [
         event(),
         event(timestamp="yesterday-ish"),
@@ -49,8 +49,13 @@ def test_partner_batch_lands_and_rejects_only_the_bad_records(live_server: LiveS
     assert result["received"] == 7
     assert result["accepted"] == 2
     codes = {r["index"]: r["code"] for r in result["rejected"]}
-    assert codes == {1: "INVALID_TIMESTAMP", 2: "INVALID_EMAIL", 3: "UNKNOWN_EVENT_TYPE", 4: "UNKNOWN_PURPOSE",
-                     6: "NO_CONSENT"}
+    assert codes == {
+        1: "INVALID_TIMESTAMP",
+        2: "INVALID_EMAIL",
+        3: "UNKNOWN_EVENT_TYPE",
+        4: "UNKNOWN_PURPOSE",
+        6: "NO_CONSENT",
+    }
     assert result["droppedTopics"] == 1
     assert result["droppedLabels"] == 1
     assert "not-an-email" not in str(body)
@@ -58,7 +63,7 @@ def test_partner_batch_lands_and_rejects_only_the_bad_records(live_server: LiveS
 
 
 def test_the_same_batch_twice_adds_nothing(live_server: LiveServer) -> None:
-    token = live_server.issue_key(Role.PARTNER)
+    token = live_server.issue_key(Role.ADMIN)
     batch = {"events": [event() for _ in range(20)]}
     first = live_server.graphql(INGEST, token=token, variables={"batch": batch}).json()["data"]["ingestEvents"]
     second = live_server.graphql(INGEST, token=token, variables={"batch": batch}).json()["data"]["ingestEvents"]
@@ -78,25 +83,36 @@ def test_admin_names_the_source_and_a_bad_source_is_refused(live_server: LiveSer
     token = live_server.issue_key(Role.ADMIN)
     ok = live_server.graphql(INGEST, token=token, variables={"batch": {"source": "web", "events": [event()]}})
     assert ok.json()["data"]["ingestEvents"]["accepted"] == 1
-    bad = live_server.graphql(INGEST, token=token,
-                              variables={"batch": {"source": "Ana's laptop", "events": [event()]}})
+    bad = live_server.graphql(INGEST, token=token, variables={"batch": {"source": "Ana's laptop", "events": [event()]}})
     assert [e["code"] for e in bad.json()["data"]["ingestEvents"]["errors"]] == ["INVALID_SOURCE"]
 
 
 def test_partner_user_ids_are_scoped_to_the_sending_partner(live_server: LiveServer) -> None:
-    """Two partners' user id "42" are two different people."""
+    """Two partners' user id "42" are two different people: beta's 42 does not reach alpha's person."""
+    admin = live_server.issue_key(Role.ADMIN)
     alpha, beta = live_server.issue_key(Role.PARTNER), live_server.issue_key(Role.PARTNER)
-    shared = {"consent": {"purposes": ["analytics"]}, "partnerUserId": "42"}
-    first = live_server.graphql(INGEST, token=alpha,
-                                variables={"batch": {"events": [event(anonymousId=None, context=shared)]}})
-    second = live_server.graphql(INGEST, token=beta,
-                                 variables={"batch": {"events": [event(anonymousId=None, context=shared)]}})
-    assert first.json()["data"]["ingestEvents"]["newSubjects"] == 1
-    assert second.json()["data"]["ingestEvents"]["newSubjects"] == 1
+    email = f"scoped.{secrets.token_hex(4)}@example.org"
+    first_party = event(context={"traits": {"email": email}, "consent": {"purposes": ["analytics"]}})
+    assert live_server.graphql(INGEST, token=admin, variables={"batch": {"events": [first_party]}}).status_code == 200
+    linked = {"traits": {"email": email}, "consent": {"purposes": ["analytics"]}, "partnerUserId": "42"}
+    live_server.graphql(INGEST, token=alpha, variables={"batch": {"events": [event(anonymousId=None, context=linked)]}})
+    before = subject_count(live_server)
+    only_id = {"consent": {"purposes": ["analytics"]}, "partnerUserId": "42"}
+    live_server.graphql(INGEST, token=beta, variables={"batch": {"events": [event(anonymousId=None, context=only_id)]}})
+    assert subject_count(live_server) == before, "beta's user 42 must not be alpha's, nor create anyone"
+
+
+def subject_count(server: LiveServer) -> int:
+    from sqlalchemy import func, select
+
+    from server.storage.tables import SubjectRow
+
+    with server.runtime.sessions() as session:
+        return int(session.scalar(select(func.count()).select_from(SubjectRow)) or 0)
 
 
 def test_a_record_of_the_wrong_shape_is_rejected_alone(live_server: LiveServer) -> None:
-    token = live_server.issue_key(Role.PARTNER)
+    token = live_server.issue_key(Role.ADMIN)
     events = [
         event(),
         event(properties={"amount": "twelve euros"}),
@@ -109,6 +125,9 @@ def test_a_record_of_the_wrong_shape_is_rejected_alone(live_server: LiveServer) 
     payload = result["data"]["ingestEvents"]
     assert payload["accepted"] == 2, "numbers are read as text, as in an NDJSON file"
     assert {r["index"]: r["code"] for r in payload["rejected"]} == {
-        1: "INVALID_RECORD", 2: "INVALID_RECORD", 3: "INVALID_RECORD", 4: "INVALID_RECORD"
+        1: "INVALID_RECORD",
+        2: "INVALID_RECORD",
+        3: "INVALID_RECORD",
+        4: "INVALID_RECORD",
     }
     assert "twelve" not in str(result)

@@ -33,7 +33,7 @@ EXPECTED: dict[str, tuple[frozenset[Role], str]] = {
         ' signal: GLOBAL_PRIVACY_CONTROL, source: "test"}) { recorded } }',
     ),
     "Mutation.ingestEvents": (SENDERS, "mutation { ingestEvents(batch: {events: []}) { received } }"),
-    "Mutation.upsertAttributes": (SENDERS, "mutation { upsertAttributes(batch: {records: []}) { received } }"),
+    "Mutation.upsertAttributes": (ADMIN, "mutation { upsertAttributes(batch: {records: []}) { received } }"),
     "Mutation.createPartner": (
         ADMIN,
         'mutation { createPartner(name: "!", purposes: [ANALYTICS]) { errors { code } } }',

@@ -132,10 +132,13 @@ def test_a_known_subject_without_statement_uses_its_state_and_a_withdrawal_holds
     assert count(clocked, EventRow, EventRow.subject_id == subject) == 2
 
 
-def test_a_partner_event_granting_something_records_sharing_with_that_partner(clocked: Runtime) -> None:
+def test_a_partner_event_grants_only_sharing_with_that_partner(clocked: Runtime) -> None:
+    """A partner speaks for sharing with itself, never for the person's own purposes."""
     acme = add_partner(clocked, "acme")
     other = add_partner(clocked, "other-media")
-    from_acme = event(partner="acme", partner_user_id="pu-1", channel="partner", consent_purposes=["analytics"])
+    ingest(clocked, [event(email="ana@example.org", consent_purposes=["analytics"])])
+    from_acme = event(partner="acme", email="ana@example.org", partner_user_id="pu-1", channel="partner",
+                      consent_purposes=["analytics", "advertising"])
     result = ingest(clocked, [from_acme])
     assert result.accepted == 1
     subject = subject_of(clocked, IdentifierKind.PARTNER_USER_ID, "pu-1", partner_id=acme)
@@ -176,3 +179,23 @@ def test_an_event_stamped_a_little_ahead_cannot_outrank_a_later_withdrawal(runti
         fixed_clock(runtime, NOW + timedelta(minutes=2)), [event(anonymous_id="dev-1", consent_purposes=None)]
     )
     assert after.rejected == [RejectedRecord(0, RejectCode.NO_CONSENT)]
+
+
+def test_a_partner_cannot_introduce_a_person_or_move_their_own_purposes(clocked: Runtime) -> None:
+    add_partner(clocked, "acme")
+    stranger = ingest(clocked, [event(partner="acme", email="stranger@example.org", consent_purposes=["analytics"])])
+    assert stranger.rejected == [RejectedRecord(0, RejectCode.NO_CONSENT)]
+    assert subject_of(clocked, IdentifierKind.EMAIL, "stranger@example.org") is None
+    ingest(clocked, [event(email="ana@example.org", consent_purposes=["analytics"])])
+    subject = subject_of(clocked, IdentifierKind.EMAIL, "ana@example.org")
+    assert subject is not None
+    ingest(clocked, [event(partner="acme", email="ana@example.org", consent_purposes=[])])
+    assert ANALYTICS in granted(clocked, subject), "a partner's empty statement withdrew the person's own consent"
+
+
+def test_an_old_statement_arriving_late_does_not_override_a_newer_withdrawal(clocked: Runtime) -> None:
+    ingest(clocked, [event(anonymous_id="dev-9", consent_purposes=["analytics"], timestamp=NOW - timedelta(hours=2))])
+    ingest(clocked, [event(anonymous_id="dev-9", consent_purposes=[], timestamp=NOW - timedelta(minutes=5))])
+    late = ingest(clocked, [event(anonymous_id="dev-9", consent_purposes=["analytics"],
+                                  timestamp=NOW - timedelta(minutes=30))])
+    assert late.rejected == [RejectedRecord(0, RejectCode.NO_CONSENT)]
