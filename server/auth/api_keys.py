@@ -21,6 +21,8 @@ from server.auth.principal import Principal, Role
 from server.storage.tables import ApiKeyRow, PartnerRow
 
 KEY_PREFIX = "aud"
+# A label names a purpose ("acme web"), never a person: no '@', no '+', bounded.
+_LABEL_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._:/-]{0,63}$")
 _KEY_PATTERN = re.compile(r"^aud_([0-9a-f]{16})\.([A-Za-z0-9_-]{43})$")
 
 
@@ -64,8 +66,10 @@ def create_key(session: Session, *, role: Role, label: str, now: datetime, partn
         raise ApiKeyError("PARTNER_NOT_ALLOWED", "only partner keys are bound to a partner")
     if partner_id is not None and session.get(PartnerRow, partner_id) is None:
         raise ApiKeyError("UNKNOWN_PARTNER", "no partner has this id")
-    if not 1 <= len(label) <= 128:
-        raise ApiKeyError("INVALID_LABEL", "label must be 1 to 128 characters")
+    if not _LABEL_PATTERN.match(label):
+        raise ApiKeyError(
+            "INVALID_LABEL", "label must be 1-64 characters of letters, digits, spaces and ._:/- (no personal data)"
+        )
     key_id, secret = secrets.token_hex(8), secrets.token_urlsafe(32)
     session.add(
         ApiKeyRow(

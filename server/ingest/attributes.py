@@ -23,6 +23,7 @@ from server.ingest.validate import IDENTIFIER_COLUMNS, NORMALIZED_COLUMNS, ROW
 from server.ingest.vocabulary import RejectCode
 from server.privacy_kit import PrivacyKit
 from server.runtime import UnitOfWork
+from server.storage.locks import serialize_identity_writes
 from server.storage.tables import ConsentStateRow, SubjectKeyRow, SubjectPiiRow, SubjectTraitsRow
 from server.storage.upsert import upsert
 
@@ -73,6 +74,7 @@ def upsert_attributes(
     guardrails: IdentityGuardrails,
 ) -> AttributeResult:
     session = unit.session
+    serialize_identity_writes(session)
     frame = _validated(records, current_year=current_year, rules=rules)
     result = AttributeResult(received=frame.height)
     rejected = dict(frame.filter(pl.col("reject_code").is_not_null()).select(ROW, "reject_code").iter_rows())

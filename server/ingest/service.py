@@ -10,14 +10,17 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 
 import polars as pl
+from sqlalchemy.orm import Session
 
+from privacy.consent import merged_state
 from server.consent import service as consent
 from server.identity.merge import merge_subjects
-from server.identity.resolve import IdentityGuardrails, Resolution, plan, prepare
+from server.identity.resolve import IdentityGuardrails, Merge, Resolution, plan, prepare
 from server.ingest import consent_gate, store
 from server.ingest.validate import REJECT, ROW, ValidationContext, validate
 from server.ingest.vocabulary import REJECT_MESSAGES, RejectCode
 from server.runtime import UnitOfWork
+from server.storage.locks import serialize_identity_writes
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +76,7 @@ def ingest_events(
 ) -> IngestResult:
     """``malformed``: indices of records the caller could not read; they are rejected as such."""
     session, now = unit.session, unit.clock()
+    serialize_identity_writes(session)
     result = IngestResult(received=events.height)
     validated = validate(events, context)
     result.dropped_topics, result.dropped_labels = validated.dropped_topics, validated.dropped_labels
@@ -99,6 +103,8 @@ def ingest_events(
     resolved = candidates.join(first.rows, on=ROW, how="inner")
     known_subjects = sorted(set(resolved["subject_id"].to_list()) - set(first.new_subjects))
     states = consent_gate.current_states(session, known_subjects)
+    if first.merges:
+        states = _with_merged_states(session, states, first.merges)
     decision = consent_gate.decide(resolved, states, source=source, now=now)
     ledger_known = decision.ledger.filter(pl.col("subject_id").is_in(known_subjects))
 
@@ -166,4 +172,21 @@ def _ledger_of_new_subjects(
         .join(mapping, on="first_subject", how="inner")
         .filter(pl.col("subject_id").is_in(sorted(final.new_subjects)))
         .select(ledger.columns)
+    )
+
+
+def _with_merged_states(session: Session, states: pl.DataFrame, merges: list[Merge]) -> pl.DataFrame:
+    """Records that merge subjects are judged on the consent of all of them, merged most-restrictively,
+    as the merge itself will leave it: one side's withdrawal is not bypassed by the other's grant."""
+    involved = sorted({s for m in merges for s in (m.winner, *m.losers)})
+    by_subject = consent.current_states(session, involved)
+    rows: list[tuple[object, ...]] = []
+    for merge in merges:
+        merged = by_subject.get(merge.winner, {})
+        for loser in merge.losers:
+            merged = merged_state(merged, by_subject.get(loser, {}))
+        rows += [(merge.winner, k.purpose.value, k.partner_id, v.granted, v.since) for k, v in merged.items()]
+    winners = [merge.winner for merge in merges]
+    return pl.concat(
+        [states.filter(~pl.col("subject_id").is_in(winners)), consent_gate.current_states_frame(rows)]
     )

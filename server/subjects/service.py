@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from privacy.field_crypto import SubjectCipher, WrappedKey, new_data_key
 from privacy.identifiers import NormalizedIdentifier
 from server.privacy_kit import PrivacyKit
+from server.storage.locks import serialize_identity_writes
 from server.storage.tables import IdentityRow, SubjectKeyRow, SubjectPiiRow, SubjectRow
 from server.storage.upsert import upsert
 
@@ -41,6 +42,7 @@ def find_subject(session: Session, identifier: NormalizedIdentifier, kit: Privac
 def create_subject(
     session: Session, *, identifiers: Sequence[NormalizedIdentifier], kit: PrivacyKit, now: datetime
 ) -> int:
+    serialize_identity_writes(session)
     subject_id = new_subject_id()
     session.add(SubjectRow(id=subject_id, created_at=now, status="active"))
     session.flush()
@@ -68,6 +70,7 @@ def create_subject(
 def find_or_create_subject(
     session: Session, identifier: NormalizedIdentifier, kit: PrivacyKit, now: datetime
 ) -> tuple[int, bool]:
+    serialize_identity_writes(session)  # before the lookup, or two callers could both find nothing
     found = find_subject(session, identifier, kit)
     if found is not None:
         return found, False

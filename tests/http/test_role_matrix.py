@@ -102,3 +102,13 @@ def test_key_with_right_id_but_wrong_secret_is_refused(live_server: LiveServer) 
     token = live_server.issue_key(Role.ADMIN)
     forged = token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB")
     assert live_server.graphql("{ viewer { role } }", token=forged).status_code == 401
+
+
+def test_key_labels_cannot_carry_personal_data(live_server: LiveServer) -> None:
+    admin = live_server.issue_key(Role.ADMIN)
+    for label in ("ana.lopez@example.org", "call +49 151 1234567", "x" * 65, ""):
+        body = live_server.graphql(
+            "mutation($l: String!) { createApiKey(role: ANALYST, label: $l) { token errors { code } } }",
+            token=admin, variables={"l": label},
+        ).json()
+        assert body["data"]["createApiKey"] == {"token": None, "errors": [{"code": "INVALID_LABEL"}]}, label

@@ -372,3 +372,47 @@ def test_a_split_is_refused_when_either_side_has_changed(
         split_merge(unit, merge_id)
     assert refused.value.code is code
     assert events_on(runtime, a) == 3, "nothing moved"
+
+
+def test_a_merging_record_is_judged_on_the_merged_consent(runtime: Runtime) -> None:
+    clocked = fixed_clock(runtime)
+    """Device of W (analytics granted) + email of L (analytics withdrawn): the merge is most restrictive,
+    so a record linking them without its own statement must not be stored on W's grant."""
+    ingest(clocked, [event(anonymous_id="dev-w", consent_purposes=["analytics"], timestamp=NOW - timedelta(hours=3))])
+    ingest(clocked, [event(email="l@example.org", consent_purposes=["analytics"], timestamp=NOW - timedelta(hours=2))])
+    ingest(clocked, [event(email="l@example.org", consent_purposes=[], timestamp=NOW - timedelta(hours=1))])
+    linking = ingest(clocked, [event(anonymous_id="dev-w", email="l@example.org", consent_purposes=None)])
+    assert [r.code.value for r in linking.rejected] == ["NO_CONSENT"]
+    assert linking.accepted == 0
+
+
+def test_concurrent_batches_with_the_same_new_person_leave_no_orphan(runtime: Runtime) -> None:
+    clocked = fixed_clock(runtime)
+    """Two writers see the same email as new at the same moment; every stored event stays reachable."""
+    import threading
+
+    from sqlalchemy import func
+
+    errors: list[BaseException] = []
+
+    def send(tag: str) -> None:
+        try:
+            ingest(clocked, [event(email="race@example.org", message_id=f"race-{tag}-{i}") for i in range(50)])
+        except BaseException as error:  # reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=send, args=(tag,)) for tag in ("a", "b", "c")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    with clocked.sessions() as session:
+        orphaned = session.scalar(
+            select(func.count()).select_from(EventRow).where(
+                ~EventRow.subject_id.in_(select(IdentityRow.subject_id))
+            )
+        )
+        owners = session.scalar(select(func.count(func.distinct(EventRow.subject_id))))
+    assert orphaned == 0
+    assert owners == 1
