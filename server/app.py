@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -28,7 +29,13 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Starlet
     schema = build_schema(settings, metrics=metrics)
     endpoint = GraphQLEndpoint(runtime, build_view(runtime, schema))
 
-    async def metrics_endpoint(_request: Request) -> Response:
+    expected = settings.metrics_token.get_secret_value().encode() if settings.metrics_token else None
+
+    async def metrics_endpoint(request: Request) -> Response:
+        if expected is not None:
+            given = request.headers.get("authorization", "").removeprefix("Bearer ").encode()
+            if not hmac.compare_digest(given, expected):
+                return Response("authentication required", status_code=401, headers={"www-authenticate": "Bearer"})
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     @asynccontextmanager

@@ -66,6 +66,9 @@ class Settings(BaseSettings):
     max_partner_user_ids_per_subject: int = Field(default=20, ge=1)
     max_subjects_per_merge: int = Field(default=3, ge=2, description="Merge-storm breaker: subjects joined at once.")
     max_identities_after_merge: int = Field(default=100, ge=2, description="Merge-storm breaker: identities after.")
+    metrics_token: SecretStr | None = Field(
+        default=None, description="When set, /metrics requires 'Authorization: Bearer <token>'."
+    )
     parser_cache_size: int = Field(default=1024, ge=16)
     validation_cache_size: int = Field(default=1024, ge=16)
 

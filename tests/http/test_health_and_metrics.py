@@ -45,3 +45,18 @@ def test_metrics_count_operations_by_name_never_by_argument(live_server: LiveSer
     assert "audience_graphql_operation_seconds_bucket" in text
     assert marker not in text
     assert "example.org" not in text
+
+
+def test_metrics_can_require_a_token(tmp_path: Path, keyring: Keyring, sqlite_template: Path) -> None:
+    from tests.support.databases import copy_sqlite
+
+    url = copy_sqlite(sqlite_template, tmp_path / "audience.db")
+    server = start_server(directory=tmp_path, database_url=url, keyring=keyring, metrics_token="s3cret-scrape")
+    try:
+        assert httpx.get(f"{server.base_url}/metrics").status_code == 401
+        assert httpx.get(f"{server.base_url}/metrics", headers={"authorization": "Bearer wrong"}).status_code == 401
+        allowed = httpx.get(f"{server.base_url}/metrics", headers={"authorization": "Bearer s3cret-scrape"})
+        assert allowed.status_code == 200
+        assert "audience_http_requests_total" in allowed.text
+    finally:
+        server.stop()
