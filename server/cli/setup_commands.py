@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import uvicorn
+from pydantic import SecretStr
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
 from sqlalchemy import select
@@ -131,7 +132,10 @@ def serve(settings: Settings, console: Console) -> None:
             raise CliError("the database is not at the latest migration; run `audience migrate` (or `audience init`)")
     finally:
         runtime.dispose()
-    for name, value in settings.model_dump(exclude_none=True, exclude={"keyring"}).items():
+    # Workers rebuild settings from the environment; secrets are left where they came from
+    # (a SecretStr would be written out masked).
+    secrets = {name for name, value in settings if isinstance(value, SecretStr)}
+    for name, value in settings.model_dump(exclude_none=True, exclude=secrets).items():
         os.environ[f"AUDIENCE_{name.upper()}"] = str(value)
     configure_logging(settings.log_level)
     console.print(f"serving on http://{settings.host}:{settings.port}/graphql (Ctrl+C to stop)")
