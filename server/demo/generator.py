@@ -117,7 +117,8 @@ def generate_population(
     defects = events.filter(pl.col("_defect").is_not_null()).select("message_id", defect="_defect")
     report("done", 1.0)
     return DemoPopulation(
-        events=events.select(EVENTS_SCHEMA.names()),
+        # In time order, as real event exports are: later consent statements come later in the file.
+        events=events.select(EVENTS_SCHEMA.names()).sort("timestamp", "message_id", maintain_order=True),
         attributes=folk.attributes,
         consent_changes=consent_changes,
         defects=defects,

@@ -112,7 +112,8 @@ def _merge_consent(session: Session, pairs: Sequence[tuple[int, int]], now: date
         merged_winners[winner] = after
     for winner, after in merged_winners.items():
         before = states.get(winner, {})
-        # Dated no earlier than what it supersedes, so the merged state always wins.
+        # Dated by the statements it merges (never by when we processed it), and no earlier than the
+        # state it supersedes: a later explicit statement still wins, an older one does not.
         changes.extend(
             (
                 winner,
@@ -122,7 +123,7 @@ def _merge_consent(session: Session, pairs: Sequence[tuple[int, int]], now: date
                     LegalBasis.CONSENT,
                     MERGE_SOURCE,
                     "merge",
-                    max(now, status.since, before[key].since if key in before else now),
+                    max(status.since, before[key].since) if key in before else status.since,
                 ),
             )
             for key, status in after.items()

@@ -116,9 +116,11 @@ def current_states(session: Session, subject_ids: list[int]) -> pl.DataFrame:
 def decide(rows: pl.DataFrame, existing: pl.DataFrame, *, source: str, now: datetime) -> GateDecision:
     """``rows``: resolved records (row, subject_id, event, timestamp, consent_purposes, gpc, partner_id).
 
-    A record's own statement counts only where it is not older than the stored state (the
-    ledger's own rule: the latest word wins). A partner's record also needs the sharing consent
-    that names that partner.
+    A record that carries a statement is judged on it alone, so the verdict does not depend on
+    what other records taught us first: a first-party statement where it is not older than the
+    stored state (the latest word wins), a partner's statement as what that partner attests (it
+    is recorded as sharing with that partner only, never as the person's own purposes). A record
+    without a statement is judged on the stored state, and a partner's needs sharing with it.
     """
     said = statements(rows, now)
     keys = ["subject_id", "purpose", "partner_id"]
@@ -172,6 +174,10 @@ def decide(rows: pl.DataFrame, existing: pl.DataFrame, *, source: str, now: date
         .otherwise(pl.lit(ALWAYS_SERVABLE))
     )
     first_party_statement = pl.col("consent_purposes").is_not_null() & pl.col("partner_id").is_null()
+    partner_statement = pl.col("consent_purposes").is_not_null() & pl.col("partner_id").is_not_null()
+    attested = pl.col("consent_purposes").list.set_difference(
+        pl.when(pl.col("gpc")).then(pl.lit([Purpose.ADVERTISING.value])).otherwise(pl.lit([], dtype=pl.List(pl.String)))
+    )
     judged = (
         rows.join(own, on=ROW, how="left")
         .join(own_sharing, on=ROW, how="left")
@@ -180,6 +186,8 @@ def decide(rows: pl.DataFrame, existing: pl.DataFrame, *, source: str, now: date
         .with_columns(
             granted=pl.when(first_party_statement)
             .then(pl.col("own_purposes"))
+            .when(partner_statement)
+            .then(attested)
             .otherwise(pl.col("granted_purposes"))
             .fill_null(pl.lit([], dtype=pl.List(pl.String))),
             servable=servable,

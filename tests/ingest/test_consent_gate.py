@@ -181,16 +181,20 @@ def test_an_event_stamped_a_little_ahead_cannot_outrank_a_later_withdrawal(runti
     assert after.rejected == [RejectedRecord(0, RejectCode.NO_CONSENT)]
 
 
-def test_a_partner_cannot_introduce_a_person_or_move_their_own_purposes(clocked: Runtime) -> None:
-    add_partner(clocked, "acme")
-    stranger = ingest(clocked, [event(partner="acme", email="stranger@example.org", consent_purposes=["analytics"])])
-    assert stranger.rejected == [RejectedRecord(0, RejectCode.NO_CONSENT)]
-    assert subject_of(clocked, IdentifierKind.EMAIL, "stranger@example.org") is None
+def test_a_partner_onboards_on_its_own_attested_consent_but_never_moves_own_purposes(clocked: Runtime) -> None:
+    acme = add_partner(clocked, "acme")
+    onboarded = ingest(clocked, [event(partner="acme", email="new@example.org", consent_purposes=["analytics"])])
+    assert onboarded.accepted == 1
+    newcomer = subject_of(clocked, IdentifierKind.EMAIL, "new@example.org")
+    assert newcomer is not None
+    assert granted(clocked, newcomer) == {ConsentKey(ConsentPurpose.SHARING, acme)}, "only sharing is recorded"
     ingest(clocked, [event(email="ana@example.org", consent_purposes=["analytics"])])
     subject = subject_of(clocked, IdentifierKind.EMAIL, "ana@example.org")
     assert subject is not None
     ingest(clocked, [event(partner="acme", email="ana@example.org", consent_purposes=[])])
     assert ANALYTICS in granted(clocked, subject), "a partner's empty statement withdrew the person's own consent"
+    refused = ingest(clocked, [event(partner="acme", email="other@example.org", consent_purposes=[])])
+    assert refused.rejected == [RejectedRecord(0, RejectCode.NO_CONSENT)]
 
 
 def test_an_old_statement_arriving_late_does_not_override_a_newer_withdrawal(clocked: Runtime) -> None:
