@@ -8,7 +8,7 @@ from strawberry.types import Info
 
 from schema.context import Context
 from schema.errors import DomainError
-from schema.ingest.convert import events_frame
+from schema.ingest.convert import events_frame, unknown_fields
 from schema.ingest.types import (
     ADMIN,
     SENDERS,
@@ -33,7 +33,11 @@ UNDISCLOSED_TO_PARTNERS = frozenset({RejectCode.NO_CONSENT, RejectCode.SUPPRESSE
 
 
 def _payload(
-    result: IngestResult, errors: list[DomainError] | None = None, *, for_partner: bool = False
+    result: IngestResult,
+    errors: list[DomainError] | None = None,
+    *,
+    for_partner: bool = False,
+    dropped_fields: int = 0,
 ) -> IngestEventsPayload:
     shown = [r for r in result.rejected if not (for_partner and r.code in UNDISCLOSED_TO_PARTNERS)]
     return IngestEventsPayload(
@@ -43,6 +47,7 @@ def _payload(
         rejected=[RejectedRecord(index=r.index, code=r.code.value, message=r.message) for r in shown],
         dropped_topics=result.dropped_topics,
         dropped_labels=result.dropped_labels,
+        dropped_fields=dropped_fields,
         junk_identifiers=result.junk_identifiers,
         new_subjects=result.new_subjects,
         merges=result.merges,
@@ -74,7 +79,9 @@ class IngestMutations:
                 return _payload(IngestResult(received=received), [DomainError(
                     field="batch.source", code="INVALID_SOURCE",
                     message="source must be 1-64 characters of a-z, 0-9, _ . : -")])
-        frame, malformed = events_frame(list(batch.events))
+        events = list(batch.events)
+        frame, malformed = events_frame(events)
+        dropped_fields = unknown_fields(events)
         if partner_id is not None:
             # A partner's customer id is its own: scoped to it, never matched against ours.
             frame = frame.with_columns(
@@ -87,7 +94,7 @@ class IngestMutations:
             return ingest_events(unit, frame, source=source, context=context, guardrails=guardrails_from(settings),
                                  malformed=malformed)
 
-        return _payload(await info.context.run(work), for_partner=partner_id is not None)
+        return _payload(await info.context.run(work), for_partner=partner_id is not None, dropped_fields=dropped_fields)
 
     @strawberry.mutation(
         extensions=ADMIN,

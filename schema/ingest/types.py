@@ -56,6 +56,9 @@ class IngestEventsPayload:
     )
     dropped_topics: int = strawberry.field(extensions=SENDERS, description="Unknown topics removed from events.")
     dropped_labels: int = strawberry.field(extensions=SENDERS, description="Free-text campaign/region not stored.")
+    dropped_fields: int = strawberry.field(
+        extensions=SENDERS, description="Fields outside the event shape (unknown properties, free text): not stored."
+    )
     junk_identifiers: int = strawberry.field(extensions=SENDERS)
     new_subjects: int | None = strawberry.field(extensions=ADMIN, description="Admin keys only.")
     merges: int | None = strawberry.field(extensions=ADMIN, description="Admin keys only.")

@@ -128,3 +128,23 @@ def test_a_record_of_the_wrong_shape_is_rejected_alone(live_server: LiveServer) 
         4: "INVALID_RECORD",
     }
     assert "twelve" not in str(result)
+
+
+def test_unknown_properties_are_counted_and_never_stored(live_server: LiveServer) -> None:
+    token = live_server.issue_key(Role.ADMIN)
+    chatty = event(
+        searchQuery="flights for Ana Lopez to Lima",
+        context={"consent": {"purposes": ["analytics"]}, "ip": "203.0.113.7", "traits": {"name": "Ana Lopez"}},
+        properties={"topics": ["sports/football"], "note": "called about her divorce", "amount": None},
+    )
+    body = live_server.graphql(
+        "mutation($b: EventBatchInput!) { ingestEvents(batch: $b) { accepted droppedFields } }",
+        token=token, variables={"b": {"events": [chatty, event()]}},
+    ).json()
+    assert body["data"]["ingestEvents"] == {"accepted": 2, "droppedFields": 4}
+    with live_server.runtime.sessions() as session:
+        from sqlalchemy import text
+
+        dump = " ".join(str(row) for row in session.execute(text("SELECT * FROM events")).all())
+    assert "divorce" not in dump
+    assert "Lima" not in dump
