@@ -210,6 +210,11 @@ def _load_demo_population(runtime: Runtime, console: Console, *, people: int, se
 
         totals = demo_load.load_population(runtime, population, on_chunk=chunk_done)
     console.print(summary_table(totals, title=f"demo population ({people:,} people, source {demo_load.DEMO_SOURCE})"))
+    declared = demo_load.load_attributes(runtime, population)
+    console.print(
+        f"declared attributes: {declared.accepted:,} of {declared.received:,} people "
+        f"({declared.fields_encrypted:,} PII fields encrypted, birth years kept as age bands)"
+    )
 
 
 def run_demo_generate(arguments: argparse.Namespace, console: Console) -> int:

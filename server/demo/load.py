@@ -11,14 +11,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
+import polars as pl
 from sqlalchemy import select
 
 from privacy.purposes import Purpose
 from server.auth import api_keys
 from server.auth.principal import SYSTEM_ACTOR, Role
 from server.demo.generator import DemoPopulation, Progress, generate_population
+from server.ingest.attributes import ATTRIBUTE_SCHEMA, AttributeResult, upsert_attributes
 from server.ingest.files import DEFAULT_CHUNK_SIZE, ChunkDone, ImportTotals, chunks_of, import_chunks
-from server.ingest.setup import taxonomy_for
+from server.ingest.setup import guardrails_from, taxonomy_for
 from server.partners import service as partners
 from server.runtime import Runtime
 from server.storage.tables import EventRow
@@ -81,6 +83,28 @@ def load_population(
     return import_chunks(runtime, chunks_of(population.events, chunk_size), source=DEMO_SOURCE, on_chunk=on_chunk)
 
 
+def load_attributes(runtime: Runtime, population: DemoPopulation, *, chunk_size: int = 5_000) -> AttributeResult:
+    """The people's declared attributes, through the same path as any first-party source."""
+    records = population.attributes.select(
+        "user_id", "email", "phone", "first_name", "last_name", pl.col("birth_year").cast(pl.Int64), "gender", "region"
+    ).with_columns(
+        anonymous_id=pl.lit(None, dtype=pl.String),
+        birth_date=pl.lit(None, dtype=pl.String),
+        street_address=pl.lit(None, dtype=pl.String),
+    ).select(ATTRIBUTE_SCHEMA.names())
+    totals = AttributeResult()
+    guardrails = guardrails_from(runtime.settings)
+    for offset in range(0, records.height, chunk_size):
+        with runtime.unit_of_work(SYSTEM_ACTOR) as unit:
+            result = upsert_attributes(unit, records.slice(offset, chunk_size), current_year=unit.clock().year,
+                                       rules=unit.kit.rules, guardrails=guardrails)
+        totals.received += result.received
+        totals.accepted += result.accepted
+        totals.fields_encrypted += result.fields_encrypted
+        totals.rejected.extend((row + offset, code) for row, code in result.rejected)
+    return totals
+
+
 def issue_demo_keys(runtime: Runtime) -> list[DemoKey]:
     """Fresh compliance, analyst and partner keys at each start, so the tour always has them to paste."""
     keys: list[DemoKey] = []
@@ -107,5 +131,6 @@ __all__ = [
     "generate",
     "has_events",
     "issue_demo_keys",
+    "load_attributes",
     "load_population",
 ]

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from privacy.field_crypto import WrappedKey, encrypt_many
 from privacy.identifiers import NormalizationRules, normalized_expr
 from server.identity.resolve import IdentityGuardrails, plan, prepare
-from server.ingest.catalogue import CATALOGUE, GENDERS, PII_FIELDS, age_band
+from server.ingest.catalogue import CATALOGUE, PII_FIELDS, age_band, gender_category
 from server.ingest.store import insert_identities
 from server.ingest.validate import IDENTIFIER_COLUMNS, NORMALIZED_COLUMNS, ROW
 from server.ingest.vocabulary import RejectCode
@@ -34,7 +34,8 @@ ATTRIBUTE_SCHEMA: Final = pl.Schema(
         "street_address": pl.String(), "birth_year": pl.Int64(), "gender": pl.String(), "region": pl.String(),
     }
 )
-REGION_PATTERN = r"^[A-Z]{2}(?:-[A-Z0-9]{1,12})?$"
+# ISO 3166-2 ("FR-IDF") or NUTS ("FR1", "FRL"): a country and an optional subdivision.
+REGION_PATTERN = r"^[A-Z]{2}(?:-?[A-Z0-9]{1,12})?$"
 DATE_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
 TEXT_PATTERN = r"^[^\x00-\x1f\x7f]+$"
 
@@ -51,8 +52,8 @@ class AttributeCode:
 ATTRIBUTE_MESSAGES: Final = {
     AttributeCode.INVALID_BIRTH_YEAR: "birthYear must be a year between 1900 and this year",
     AttributeCode.INVALID_BIRTH_DATE: "birthDate must be YYYY-MM-DD",
-    AttributeCode.INVALID_GENDER: "gender must be one of female, male, other, undisclosed",
-    AttributeCode.INVALID_REGION: "region must be a code like FR or FR-IDF",
+    AttributeCode.INVALID_GENDER: "gender must be female, male, other or undisclosed (or a common synonym)",
+    AttributeCode.INVALID_REGION: "region must be a code like FR, FR-IDF or FR1",
     AttributeCode.INVALID_TEXT: "a text attribute is too long or holds control characters",
     AttributeCode.UNKNOWN_SUBJECT: "no known person matches these identifiers; send events or consent first",
     RejectCode.SUPPRESSED.value: "an identifier of this record belongs to an erased person",
@@ -125,7 +126,7 @@ def _validated(records: pl.DataFrame, *, current_year: int, rules: Normalization
          AttributeCode.INVALID_BIRTH_YEAR),
         (pl.col("birth_date").is_not_null() & ~pl.col("birth_date").str.contains(DATE_PATTERN),
          AttributeCode.INVALID_BIRTH_DATE),
-        (pl.col("gender").is_not_null() & ~pl.col("gender").str.to_lowercase().is_in(list(GENDERS)),
+        (pl.col("gender").is_not_null() & gender_category(pl.col("gender")).is_null(),
          AttributeCode.INVALID_GENDER),
         (pl.col("region").is_not_null() & ~pl.col("region").str.contains(REGION_PATTERN), AttributeCode.INVALID_REGION),
         *[(pl.col(c).is_not_null() & (~pl.col(c).str.contains(TEXT_PATTERN)
@@ -180,7 +181,7 @@ def _write_traits(session: Session, accepted: pl.DataFrame, *, current_year: int
         "subject_id",
         pl.when(pl.col("birth_year").is_not_null()).then(age_band(pl.col("birth_year"), current_year=current_year))
         .alias("age_band"),
-        pl.col("gender").str.to_lowercase().alias("gender"),
+        gender_category(pl.col("gender")).alias("gender"),
         "region",
     ).unique(subset="subject_id", keep="last", maintain_order=True)
     if traits.height == 0:

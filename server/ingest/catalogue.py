@@ -44,6 +44,19 @@ CATALOGUE: Final[dict[str, AttributeSpec]] = {
 }
 PII_FIELDS: Final = tuple(name for name, spec in CATALOGUE.items() if spec.kind is AttributeClass.PII)
 GENDERS: Final = ("female", "male", "other", "undisclosed")
+# What sources send for the same four categories (e.g. the German civil-status "divers").
+GENDER_SYNONYMS: Final = {
+    "f": "female", "woman": "female", "m": "male", "man": "male", "diverse": "other", "divers": "other",
+    "non-binary": "other", "nonbinary": "other", "x": "other", "unknown": "undisclosed",
+    "prefer not to say": "undisclosed",
+}
+
+
+def gender_category(gender: pl.Expr) -> pl.Expr:
+    """One of ``GENDERS`` (synonyms mapped), or null when the value is none of them."""
+    lowered = gender.str.strip_chars().str.to_lowercase()
+    mapped = lowered.replace(GENDER_SYNONYMS)
+    return pl.when(mapped.is_in(list(GENDERS))).then(mapped)
 
 
 def age_band(birth_year: pl.Expr, *, current_year: int) -> pl.Expr:
