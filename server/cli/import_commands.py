@@ -99,6 +99,8 @@ def run_import(arguments: argparse.Namespace, console: Console) -> int:
     except FileImportError as error:
         raise CliError(str(error)) from None
     console.print(summary_table(totals, title=f"{path.name} ({file_format.value}, source {arguments.source})"))
+    if events.ignored_columns:
+        console.print(f"{events.ignored_columns} column(s) outside the event shape were not read (nothing stored)")
     if totals.rejected:
         console.print(f"rejected records listed in {report_path} (record number and code only)")
     return 0

@@ -100,6 +100,7 @@ class EventFile:
 
     def __init__(self, path: Path, file_format: FileFormat) -> None:
         self.path, self.format = path, file_format
+        self.ignored_columns = 0  # columns outside the event shape: never read, never stored
         self._stack = ExitStack()
         try:
             self._stream: IO[bytes] = self._stack.enter_context(path.open("rb"))
@@ -214,7 +215,9 @@ class EventFile:
             raise FileImportError(f"{self.path.name}: not readable as {self.format.value}") from None
         if REQUIRED_COLUMN not in names:
             raise FileImportError(f"{self.path.name}: no {REQUIRED_COLUMN} column")
-        return [name for name in EVENT_SCHEMA.names() if name in names]
+        known = [name for name in EVENT_SCHEMA.names() if name in names]
+        self.ignored_columns = len(set(names) - set(known))
+        return known
 
     def _first_json_object(self) -> dict[str, object]:
         try:

@@ -318,3 +318,21 @@ def test_a_file_that_breaks_part_way_ends_in_one_line_without_its_content(
     [line] = run.err.strip().splitlines()
     assert line.startswith("error: events.csv: not readable as csv")
     assert "ana@example.org" not in run.err + run.out
+
+
+def test_columns_outside_the_event_shape_are_counted_and_never_stored(
+    sample: Sample, fresh_target: Callable[[], Target], audience: Callable[..., Run], tmp_path: Path
+) -> None:
+    chatty = pl.read_csv(sample.file("csv"), infer_schema=False).head(50).with_columns(
+        notes=pl.lit("called about her divorce"), ip_address=pl.lit("203.0.113.7")
+    )
+    path = tmp_path / "chatty.csv"
+    chatty.write_csv(path)
+    target = fresh_target()
+    run = audience(str(path), target=target)
+    assert run.code == 0, run.err
+    assert "2 column(s) outside the event shape were not read" in run.out
+    with target.runtime.engine.connect() as connection:
+        dump = " ".join(str(row) for row in connection.exec_driver_sql("SELECT * FROM events").fetchall())
+    assert "divorce" not in dump
+    assert "203.0.113.7" not in dump
