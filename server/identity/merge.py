@@ -11,13 +11,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import bindparam, delete, func, select, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.orm import Session
 
 from privacy.consent import ConsentEntry, ConsentKey, ConsentStatus, LegalBasis, merged_state
 from server.consent import service as consent
 from server.privacy_kit import PrivacyKit
 from server.runtime import UnitOfWork
+from server.storage.lookup import rows_per_subject
 from server.storage.tables import (
     ConsentRecordRow,
     ConsentStateRow,
@@ -45,8 +46,8 @@ def merge_subjects(unit: UnitOfWork, pairs: Sequence[tuple[int, int]], *, reason
     _merge_consent(session, pairs, now)
     _move_pii(session, pairs, unit.kit, now)
     _fill_traits(session, pairs)
-    identities = _counts(session, IdentityRow, losers)
-    events = _counts(session, EventRow, losers)
+    identities = rows_per_subject(session, IdentityRow, losers)
+    events = rows_per_subject(session, EventRow, losers)
     moves = [{"w": winner, "l": loser} for winner, loser in pairs]
     for model in (IdentityRow, EventRow, ConsentRecordRow):
         table = table_of(model)
@@ -87,18 +88,6 @@ def merge_subjects(unit: UnitOfWork, pairs: Sequence[tuple[int, int]], *, reason
         },
     )
     return len(pairs)
-
-
-def _counts(session: Session, model: type[IdentityRow] | type[EventRow], subject_ids: list[int]) -> dict[int, int]:
-    counts: dict[int, int] = {}
-    for start in range(0, len(subject_ids), CHUNK):
-        rows = session.execute(
-            select(model.subject_id, func.count())
-            .where(model.subject_id.in_(subject_ids[start : start + CHUNK]))
-            .group_by(model.subject_id)
-        ).all()
-        counts.update((subject_id, int(count)) for subject_id, count in rows)
-    return counts
 
 
 def _merge_consent(session: Session, pairs: Sequence[tuple[int, int]], now: datetime) -> None:

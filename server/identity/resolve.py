@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from privacy.identifiers import IdentifierKind
 from server.ingest.validate import IDENTIFIER_COLUMNS, ROW
 from server.privacy_kit import PrivacyKit
-from server.storage.lookup import select_where_in
+from server.storage.lookup import rows_per_subject, select_where_in
 from server.storage.tables import IdentityRow, SubjectRow, SuppressionRow
 
 LOOKUP_CHUNK = 5_000
@@ -197,7 +197,7 @@ def plan(
 
     per_component = subject_components.group_by("component").agg(pl.col("subject_id").sort())
     multi = per_component.filter(pl.col("subject_id").list.len() > 1)
-    identity_counts = _identity_counts(session, multi.explode("subject_id")["subject_id"].to_list())
+    identity_counts = rows_per_subject(session, IdentityRow, multi.explode("subject_id")["subject_id"].to_list())
     created = _created_order(session, multi)
 
     merges: list[Merge] = []
@@ -256,19 +256,6 @@ def _components(
     graph = coo_matrix((np.ones(len(sources), dtype=np.int8), (sources, targets)), shape=(size, size))
     _count, labels = connected_components(graph, directed=False)
     return labels[:row_count], labels[subject_offset:]
-
-
-def _identity_counts(session: Session, subject_ids: list[int]) -> dict[int, int]:
-    counts: dict[int, int] = {}
-    for start in range(0, len(subject_ids), LOOKUP_CHUNK):
-        chunk = subject_ids[start : start + LOOKUP_CHUNK]
-        rows = session.connection().execute(
-            select(IdentityRow.subject_id, func.count())
-            .where(IdentityRow.subject_id.in_(chunk))
-            .group_by(IdentityRow.subject_id)
-        ).all()
-        counts.update((subject_id, int(count)) for subject_id, count in rows)
-    return counts
 
 
 def _created_order(session: Session, multi: pl.DataFrame) -> dict[int, float]:
@@ -355,11 +342,13 @@ def _existing_per_kind(session: Session, subject_ids: list[int]) -> pl.DataFrame
     for start in range(0, len(subject_ids), LOOKUP_CHUNK):
         chunk = subject_ids[start : start + LOOKUP_CHUNK]
         found.extend(
-            session.connection().execute(
+            session.connection()
+            .execute(
                 select(IdentityRow.subject_id, IdentityRow.kind, func.count())
                 .where(IdentityRow.subject_id.in_(chunk))
                 .group_by(IdentityRow.subject_id, IdentityRow.kind)
-            ).all()
+            )
+            .all()
         )
     return pl.DataFrame(found, schema={"subject_id": pl.Int64, "kind": pl.String, "existing": pl.Int64}, orient="row")
 

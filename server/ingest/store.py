@@ -14,13 +14,13 @@ from server.storage.lookup import select_where_in
 from server.storage.tables import EventRow, IdentityRow, SubjectKeyRow, SubjectRow
 from server.storage.upsert import table_of
 
-LOOKUP_CHUNK = 5_000
-
 
 def already_stored(session: Session, source: str, message_ids: list[str]) -> set[str]:
     """Event ids of this source that are in the database: a replayed batch adds nothing."""
     rows = select_where_in(
-        session, "SELECT event_id FROM events WHERE source = ? AND event_id {in}", sorted(set(message_ids)),
+        session,
+        "SELECT event_id FROM events WHERE source = ? AND event_id {in}",
+        sorted(set(message_ids)),
         params=(source,),
     )
     return {row[0] for row in rows}

@@ -10,7 +10,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
+
+from server.storage.tables import EventRow, IdentityRow
 
 SQLITE_CHUNK = 5_000
 
@@ -36,9 +39,25 @@ def select_where_in(
     cursor = driver.cursor()
     try:
         for start in range(0, len(values), SQLITE_CHUNK):
-            chunk = list(values[start:start + SQLITE_CHUNK])
+            chunk = list(values[start : start + SQLITE_CHUNK])
             sql = query.format(**{"in": f"IN ({', '.join('?' * len(chunk))})"})
             rows.extend(tuple(row) for row in cursor.execute(sql, (*params, *chunk)).fetchall())
     finally:
         cursor.close()
     return rows
+
+
+def rows_per_subject(
+    session: Session, model: type[IdentityRow] | type[EventRow], subject_ids: Sequence[int]
+) -> dict[int, int]:
+    """How many rows of ``model`` each subject has (subjects with none are absent)."""
+    counts: dict[int, int] = {}
+    ids = list(subject_ids)
+    for start in range(0, len(ids), SQLITE_CHUNK):
+        rows = session.connection().execute(
+            select(model.subject_id, func.count())
+            .where(model.subject_id.in_(ids[start : start + SQLITE_CHUNK]))
+            .group_by(model.subject_id)
+        )
+        counts.update((subject_id, int(count)) for subject_id, count in rows)
+    return counts
