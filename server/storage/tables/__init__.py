@@ -2,7 +2,7 @@
 
 from server.storage.tables.access import ApiKeyRow, PartnerRow
 from server.storage.tables.audit import AuditEntryRow, AuditHeadRow
-from server.storage.tables.identity import IdentityMergeRow, SubjectTraitsRow
+from server.storage.tables.identity import DerivedRebuildRow, IdentityMergeRow, SubjectTraitsRow
 from server.storage.tables.privacy import (
     ConsentRecordRow,
     ConsentStateRow,
@@ -18,6 +18,7 @@ __all__ = [
     "AuditHeadRow",
     "ConsentRecordRow",
     "ConsentStateRow",
+    "DerivedRebuildRow",
     "EventRow",
     "IdentityMergeRow",
     "IdentityRow",

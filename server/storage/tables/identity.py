@@ -25,6 +25,20 @@ class IdentityMergeRow(Base):
     split_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
 
+class DerivedRebuildRow(Base):
+    """A subject whose derived data (features, interest scores, segment memberships) is stale.
+
+    Merges and splits mark both sides; the builders of derived data take marks in ``marked_at``
+    order and clear them. One row per subject, however often it was marked.
+    """
+
+    __tablename__ = "derived_rebuilds"
+
+    subject_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    reason: Mapped[str] = mapped_column(String(32))
+    marked_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+
+
 class SubjectTraitsRow(Base):
     """Quasi-identifiers kept only as coarse bands: an age band, never a birth date."""
 
