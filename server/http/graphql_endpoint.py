@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import orjson
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
@@ -33,6 +34,13 @@ class StrawberryView(GraphQL[Context, None]):
         super().__init__(**options)
         self.runtime = runtime
         self.known_names = schema_names(options["schema"])
+
+    def decode_json(self, data: str | bytes) -> object:
+        """orjson: a batch of 1,000 events is a megabyte of JSON, decoded on the event loop."""
+        return orjson.loads(data)
+
+    def encode_json(self, data: object) -> bytes:
+        return orjson.dumps(data)
 
     async def get_context(self, request: Request | WebSocket, response: Response | WebSocket) -> Context:
         state = request.scope.get("state", {})
