@@ -2,8 +2,9 @@
 
 A loser's identities and events move to its winner (keeping ``origin_subject_id`` so that a
 wrong merge can be split), its consent is merged most-restrictively, its PII is re-encrypted
-under the winner's data key, and its own key is destroyed. A batch's merges run as one
-statement per table, are journaled row by row, and audited in one entry.
+under the winner's data key, and its own key is destroyed. Both sides are marked for a rebuild of
+their derived data. A batch's merges run as one statement per table, are journaled row by row,
+and audited in one entry.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from privacy.consent import ConsentEntry, ConsentKey, ConsentStatus, LegalBasis, merged_state
 from server.consent import service as consent
+from server.identity.rebuilds import RebuildReason, mark_for_rebuild
 from server.privacy_kit import PrivacyKit
 from server.runtime import UnitOfWork
 from server.storage.lookup import rows_per_subject
@@ -59,6 +61,7 @@ def merge_subjects(unit: UnitOfWork, pairs: Sequence[tuple[int, int]], *, reason
         update(subjects).where(subjects.c.id == bindparam("l")).values(status="merged", merged_into=bindparam("w")),
         moves,
     )
+    mark_for_rebuild(session, [s for pair in pairs for s in pair], reason=RebuildReason.MERGE, now=now)
     for start in range(0, len(losers), CHUNK):
         chunk = losers[start : start + CHUNK]
         session.execute(delete(SubjectKeyRow).where(SubjectKeyRow.subject_id.in_(chunk)))

@@ -4,7 +4,8 @@ A merge keeps ``origin_subject_id`` on every identity and event it moves and jou
 in ``identity_merges``; a split reads both. Rows whose origin is the loser, or a subject that
 had been merged into the loser before (followed through the journal, so a chain of merges
 comes apart one link at a time), move back from the winner. The loser becomes active again
-with a new data key, since its old one was destroyed at the merge.
+with a new data key, since its old one was destroyed at the merge. Both subjects are marked for
+a rebuild of their derived data, as at the merge.
 
 What a split cannot give back, on purpose:
 
@@ -41,6 +42,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from privacy.field_crypto import new_data_key
+from server.identity.rebuilds import RebuildReason, mark_for_rebuild
 from server.runtime import UnitOfWork
 from server.storage.tables import EventRow, IdentityMergeRow, IdentityRow, SubjectKeyRow, SubjectRow
 
@@ -146,6 +148,7 @@ def split_merge(unit: UnitOfWork, merge_id: int) -> SplitResult:
         moved[name] = int(session.scalar(select(func.count()).select_from(model).where(*belongs)) or 0)
         session.execute(update(model).where(*belongs).values(subject_id=loser_id))
     loser.status, loser.merged_into = ACTIVE, None
+    mark_for_rebuild(session, [winner_id, loser_id], reason=RebuildReason.SPLIT, now=now)
     wrapped = unit.kit.key_wrapper.wrap(new_data_key(), loser_id)
     session.add(
         SubjectKeyRow(subject_id=loser_id, kek_version=wrapped.kek_version, wrapped_dek=wrapped.blob, created_at=now)
