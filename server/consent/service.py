@@ -25,9 +25,9 @@ from privacy.consent import (
     PrivacySignal,
 )
 from privacy.purposes import Purpose
-from server.storage.bulk import bulk_insert
+from server.storage.bulk import bulk_insert, bulk_upsert
 from server.storage.tables import ConsentRecordRow, ConsentStateRow, PartnerRow
-from server.storage.upsert import table_of, upsert
+from server.storage.upsert import table_of
 
 _LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$")
 LABEL_LIMITS = {"source": 64, "policy_version": 32}  # the column widths
@@ -72,8 +72,13 @@ def record(
 
 LEDGER_SCHEMA = pl.Schema(
     {
-        "subject_id": pl.Int64(), "purpose": pl.String(), "partner_id": pl.Int64(), "granted": pl.Boolean(),
-        "legal_basis": pl.String(), "source": pl.String(), "policy_version": pl.String(),
+        "subject_id": pl.Int64(),
+        "purpose": pl.String(),
+        "partner_id": pl.Int64(),
+        "granted": pl.Boolean(),
+        "legal_basis": pl.String(),
+        "source": pl.String(),
+        "policy_version": pl.String(),
         "recorded_at": pl.Datetime("us", "UTC"),
     }
 )
@@ -86,8 +91,16 @@ def record_many(session: Session, entries: Sequence[tuple[int, ConsentEntry]]) -
         session,
         pl.DataFrame(
             [
-                (subject_id, e.key.purpose.value, e.key.partner_id, e.granted, e.legal_basis.value, e.source,
-                 e.policy_version, e.recorded_at)
+                (
+                    subject_id,
+                    e.key.purpose.value,
+                    e.key.partner_id,
+                    e.granted,
+                    e.legal_basis.value,
+                    e.source,
+                    e.policy_version,
+                    e.recorded_at,
+                )
                 for subject_id, e in entries
             ],
             schema=LEDGER_SCHEMA,
@@ -97,36 +110,22 @@ def record_many(session: Session, entries: Sequence[tuple[int, ConsentEntry]]) -
 
 
 def record_frame(session: Session, ledger: pl.DataFrame) -> None:
-    """The columnar form of ``record_many`` (``LEDGER_SCHEMA``): one bulk insert, one state upsert."""
+    """The columnar form of ``record_many`` (``LEDGER_SCHEMA``): one bulk insert, one state upsert.
+
+    The state moves to an entry only if it is not older than the stored state: a statement that
+    arrives late (an old file imported after a withdrawal) is kept in the ledger, never in force.
+    """
     if ledger.height == 0:
         return
     bulk_insert(session, ConsentRecordRow, ledger, ignore_conflicts=False)
     latest = ledger.sort("recorded_at").group_by(STATE_KEYS, maintain_order=True).last()
-    current = _existing_since(session, list(latest.select(STATE_KEYS).iter_rows()))
-    known = pl.DataFrame(
-        [(*key, since) for key, since in current.items()],
-        schema={"subject_id": pl.Int64, "purpose": pl.String, "partner_id": pl.Int64,
-                "current_since": pl.Datetime("us", "UTC")},
-        orient="row",
+    bulk_upsert(
+        session,
+        ConsentStateRow,
+        latest.select(*STATE_KEYS, "granted", pl.col("recorded_at").alias("since")),
+        keys=STATE_KEYS,
+        newer="since",
     )
-    newer = latest.join(known, on=STATE_KEYS, how="left").filter(
-        pl.col("current_since").is_null() | (pl.col("recorded_at") >= pl.col("current_since"))
-    )
-    rows = newer.select(*STATE_KEYS, "granted", pl.col("recorded_at").alias("since")).to_dicts()
-    upsert(session, ConsentStateRow, rows, keys=STATE_KEYS, update=["granted", "since"])
-
-
-def _existing_since(session: Session, keys: list[tuple[int, str, int]]) -> dict[tuple[int, str, int], datetime]:
-    found: dict[tuple[int, str, int], datetime] = {}
-    subjects = sorted({key[0] for key in keys})
-    for start in range(0, len(subjects), CHECK_CHUNK):
-        rows = session.execute(
-            select(
-                ConsentStateRow.subject_id, ConsentStateRow.purpose, ConsentStateRow.partner_id, ConsentStateRow.since
-            ).where(ConsentStateRow.subject_id.in_(subjects[start : start + CHECK_CHUNK]))
-        ).all()
-        found.update({(r.subject_id, r.purpose, r.partner_id): r.since for r in rows})
-    return found
 
 
 def record_signal(

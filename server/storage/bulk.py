@@ -1,15 +1,17 @@
-"""Bulk inserts from a Polars frame, past the ORM's per-value processing.
+"""Bulk inserts and upserts from a Polars frame, past the ORM's per-value processing.
 
-PostgreSQL gets ``COPY`` into a temporary table, then one ``INSERT ... SELECT ... ON CONFLICT
-DO NOTHING``, so a racing duplicate never fails the batch. SQLite gets one ``executemany`` of
-plain tuples on the driver. Values are formatted by Polars as SQLAlchemy stores them
-(timestamps as naive UTC), so rows written here read back exactly like rows written by the ORM.
+PostgreSQL gets ``COPY`` (straight into the table, or into a temporary table followed by one
+``INSERT ... SELECT ... ON CONFLICT``), so a racing duplicate never fails the batch. SQLite gets
+one ``executemany`` of plain tuples on the driver. Values are formatted by Polars as SQLAlchemy
+stores them (timestamps as naive UTC), so rows written here read back exactly like rows written
+by the ORM.
 """
 
 from __future__ import annotations
 
 import io
 import secrets
+from collections.abc import Sequence
 
 import polars as pl
 import psycopg
@@ -39,7 +41,36 @@ def bulk_insert(session: Session, model: type[Base], frame: pl.DataFrame, *, ign
         _executemany_sqlite(driver, table.name, frame, ignore_conflicts=ignore_conflicts)
 
 
-def _executemany_sqlite(driver: object, table: str, frame: pl.DataFrame, *, ignore_conflicts: bool) -> None:
+def bulk_upsert(session: Session, model: type[Base], frame: pl.DataFrame, *, keys: Sequence[str], newer: str) -> None:
+    """Insert rows, or update the stored row of the same ``keys`` where ``newer`` is not older.
+
+    The comparison runs in the database, so there is no read-then-write window, and a stale row
+    (an older statement arriving late) never overwrites a newer one.
+    """
+    if frame.height == 0:
+        return
+    table = table_of(model)
+    columns = [column for column in frame.columns if column in table.c]
+    updated = [column for column in columns if column not in keys]
+    conflict = (
+        f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET "
+        + ", ".join(f"{column} = excluded.{column}" for column in updated)
+        + f" WHERE excluded.{newer} >= {table.name}.{newer}"
+    )
+    connection = session.connection()
+    driver = connection.connection.dbapi_connection
+    if driver is None:
+        raise RuntimeError("no driver connection")
+    frame = frame.select(columns)
+    if connection.dialect.name == "postgresql":
+        _copy_postgres(driver, table.name, frame, ignore_conflicts=True, on_conflict=conflict)
+    else:
+        _executemany_sqlite(driver, table.name, frame, ignore_conflicts=False, on_conflict=conflict)
+
+
+def _executemany_sqlite(
+    driver: object, table: str, frame: pl.DataFrame, *, ignore_conflicts: bool, on_conflict: str = ""
+) -> None:
     formatted = frame.with_columns(
         pl.col(pl.Datetime).dt.convert_time_zone("UTC").dt.replace_time_zone(None).dt.strftime(SQLITE_TIMESTAMP)
     )
@@ -48,12 +79,15 @@ def _executemany_sqlite(driver: object, table: str, frame: pl.DataFrame, *, igno
     verb = "INSERT OR IGNORE" if ignore_conflicts else "INSERT"
     cursor = driver.cursor()  # type: ignore[attr-defined]
     try:
-        cursor.executemany(f"{verb} INTO {table} ({names}) VALUES ({marks})", formatted.iter_rows())
+        cursor.executemany(f"{verb} INTO {table} ({names}) VALUES ({marks}) {on_conflict}", formatted.iter_rows())
     finally:
         cursor.close()
 
 
-def _copy_postgres(driver: object, table: str, frame: pl.DataFrame, *, ignore_conflicts: bool) -> None:
+def _copy_postgres(
+    driver: object, table: str, frame: pl.DataFrame, *, ignore_conflicts: bool, on_conflict: str = ""
+) -> None:
+    """``on_conflict``: always go through the staging table and resolve conflicts with this clause."""
     formatted = frame.with_columns(
         pl.col(pl.Datetime).dt.convert_time_zone("UTC").dt.replace_time_zone(None).dt.strftime(POSTGRES_TIMESTAMP),
         pl.col(pl.Binary).bin.encode("hex").map_batches(lambda s: "\\x" + s, return_dtype=pl.String),
@@ -65,6 +99,9 @@ def _copy_postgres(driver: object, table: str, frame: pl.DataFrame, *, ignore_co
     names = ", ".join(frame.columns)
     options = "WITH (FORMAT csv, NULL '\\N')"
     with driver.cursor() as cursor:  # type: ignore[attr-defined]
+        if on_conflict:
+            _through_staging(cursor, table, names, options, data, on_conflict)
+            return
         if not ignore_conflicts:
             with cursor.copy(f"COPY {table} ({names}) FROM STDIN {options}") as copy:
                 copy.write(data)
@@ -76,11 +113,17 @@ def _copy_postgres(driver: object, table: str, frame: pl.DataFrame, *, ignore_co
                 copy.write(data)
         except psycopg.errors.UniqueViolation:
             cursor.execute("ROLLBACK TO SAVEPOINT bulk_copy")
-            staging = f"_bulk_{table}_{secrets.token_hex(4)}"
-            cursor.execute(f"CREATE TEMP TABLE {staging} (LIKE {table} INCLUDING DEFAULTS) ON COMMIT DROP")
-            with cursor.copy(f"COPY {staging} ({names}) FROM STDIN {options}") as copy:
-                copy.write(data)
-            cursor.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM {staging} ON CONFLICT DO NOTHING")
-            cursor.execute(f"DROP TABLE {staging}")
+            _through_staging(cursor, table, names, options, data, "ON CONFLICT DO NOTHING")
         else:
             cursor.execute("RELEASE SAVEPOINT bulk_copy")
+
+
+def _through_staging(
+    cursor: psycopg.Cursor[object], table: str, names: str, options: str, data: bytes, clause: str
+) -> None:
+    staging = f"_bulk_{table}_{secrets.token_hex(4)}"
+    cursor.execute(f"CREATE TEMP TABLE {staging} (LIKE {table} INCLUDING DEFAULTS) ON COMMIT DROP")
+    with cursor.copy(f"COPY {staging} ({names}) FROM STDIN {options}") as copy:
+        copy.write(data)
+    cursor.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM {staging} {clause}")
+    cursor.execute(f"DROP TABLE {staging}")
