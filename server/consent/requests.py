@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import polars as pl
+from sqlalchemy.orm import Session
+
 from privacy.consent import (
     ConsentEntry,
     ConsentKey,
@@ -16,9 +19,12 @@ from privacy.consent import (
     LegalBasis,
     PrivacySignal,
 )
-from privacy.identifiers import IdentifierKind, normalize
+from privacy.identifiers import IdentifierKind, normalize, normalize_column
 from server.consent import service
+from server.privacy_kit import PrivacyKit
 from server.runtime import UnitOfWork
+from server.storage.lookup import select_where_in
+from server.storage.tables import IdentityRow
 from server.subjects.service import find_or_create_subject, find_subject
 from server.suppression import service as suppression
 
@@ -98,6 +104,54 @@ def record_signal(unit: UnitOfWork, *, identifier: RawIdentifier, signal: Privac
     entry = service.record_signal(unit.session, subject_id=subject_id, signal=signal, source=source, now=unit.clock())
     unit.audit("consent.signal", target=f"subject:{subject_id}", details={"signal": signal.value, "source": source})
     return ConsentOutcome(entry, suppression_lifted=False)
+
+
+def find_subjects(
+    session: Session, *, kind: IdentifierKind, values: pl.Series, kit: PrivacyKit, partner_id: int | None = None
+) -> pl.Series:
+    """The bulk form of ``find_subject``: each value's subject id, null where unknown or invalid.
+
+    The same keyed pseudonyms under every identifier-key version, so lookups survive rotation,
+    but each distinct value is normalized once and hashed with the Pseudonymizer's bulk method,
+    and the digests are matched in one lookup per key version. It never creates a subject.
+    """
+    normalized = normalize_column(kind, values, kit.rules).alias("value")
+    distinct = normalized.drop_nulls().unique(maintain_order=True).to_list()
+    versions = kit.pseudonymizer.versions
+    hashed = pl.DataFrame(
+        {
+            "value": distinct * len(versions),
+            "key_version": [version for version in versions for _ in distinct],
+            "digest": [
+                digest
+                for version in versions
+                for digest in kit.pseudonymizer.digest_many(kind, distinct, partner_id, key_version=version)
+            ],
+        },
+        schema={"value": pl.String, "key_version": pl.Int64, "digest": pl.Binary},
+    )
+    found = [
+        row
+        for version in versions
+        for row in select_where_in(
+            session,
+            f"SELECT key_version, pseudonym, subject_id FROM {IdentityRow.__tablename__} "
+            "WHERE kind = ? AND key_version = ? AND pseudonym {in}",
+            hashed.filter(pl.col("key_version") == version)["digest"].to_list(),
+            params=(kind.value, version),
+        )
+    ]
+    known = pl.DataFrame(
+        found, schema={"key_version": pl.Int64, "digest": pl.Binary, "subject_id": pl.Int64}, orient="row"
+    )
+    # Current key first, as ``find_subject`` would match it; one subject per value.
+    subject_of = (
+        hashed.join(known, on=["key_version", "digest"], how="inner")
+        .sort(pl.col("key_version").replace_strict(versions, list(range(len(versions)))))
+        .unique(subset="value", keep="first")
+        .select("value", "subject_id")
+    )
+    return normalized.to_frame().join(subject_of, on="value", how="left", maintain_order="left")["subject_id"]
 
 
 def consent_of(unit: UnitOfWork, *, identifier: RawIdentifier) -> ConsentView:

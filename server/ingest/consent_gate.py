@@ -14,16 +14,14 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import polars as pl
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from privacy.consent import NO_PARTNER, ConsentPurpose, LegalBasis
 from privacy.purposes import Purpose
 from server.ingest.validate import ROW
 from server.ingest.vocabulary import ADVERTISING_EVENT_TYPES
-from server.storage.tables import ConsentStateRow
+from server.storage.lookup import frame_where_in
 
-LOOKUP_CHUNK = 5_000
 PROCESSING_PURPOSES = [purpose.value for purpose in Purpose]
 # An ad event serves advertising only; every other event serves these.
 ALWAYS_SERVABLE = [Purpose.ANALYTICS.value, Purpose.PERSONALIZATION.value, Purpose.PROFILING.value]
@@ -84,7 +82,10 @@ def statements(rows: pl.DataFrame, now: datetime) -> pl.DataFrame:
 
 STATE_SCHEMA = pl.Schema(
     {
-        "subject_id": pl.Int64(), "purpose": pl.String(), "partner_id": pl.Int64(), "granted": pl.Boolean(),
+        "subject_id": pl.Int64(),
+        "purpose": pl.String(),
+        "partner_id": pl.Int64(),
+        "granted": pl.Boolean(),
         "at": pl.Datetime("us", "UTC"),
     }
 )
@@ -95,22 +96,12 @@ def current_states_frame(rows: list[tuple[object, ...]]) -> pl.DataFrame:
 
 
 def current_states(session: Session, subject_ids: list[int]) -> pl.DataFrame:
-    found: list[tuple[object, ...]] = []
-    for start in range(0, len(subject_ids), LOOKUP_CHUNK):
-        chunk = subject_ids[start : start + LOOKUP_CHUNK]
-        found.extend(
-            tuple(row)
-            for row in session.connection().execute(
-                select(
-                    ConsentStateRow.subject_id,
-                    ConsentStateRow.purpose,
-                    ConsentStateRow.partner_id,
-                    ConsentStateRow.granted,
-                    ConsentStateRow.since,
-                ).where(ConsentStateRow.subject_id.in_(chunk))
-            )
-        )
-    return current_states_frame(found)
+    return frame_where_in(
+        session,
+        "SELECT subject_id, purpose, partner_id, granted, since FROM consent_state WHERE subject_id {in}",
+        subject_ids,
+        STATE_SCHEMA,
+    )
 
 
 def decide(rows: pl.DataFrame, existing: pl.DataFrame, *, source: str, now: datetime) -> GateDecision:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import polars as pl
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -45,6 +46,28 @@ def select_where_in(
     finally:
         cursor.close()
     return rows
+
+
+def frame_where_in(
+    session: Session, query: str, values: Sequence[Any], schema: pl.Schema, *, params: Sequence[Any] = ()
+) -> pl.DataFrame:
+    """``select_where_in`` as a frame of ``schema``; UTC timestamps come back as the ORM stores them.
+
+    The driver hands SQLite timestamps over as text and PostgreSQL's as naive datetimes, both UTC.
+    """
+    rows = select_where_in(session, query, values, params=params)
+    timestamps = [name for name, dtype in schema.items() if isinstance(dtype, pl.Datetime)]
+    read_as: pl.DataType = pl.Datetime("us") if session.connection().dialect.name == "postgresql" else pl.String()
+    frame = pl.DataFrame(
+        rows, schema={name: read_as if name in timestamps else dtype for name, dtype in schema.items()}, orient="row"
+    )
+    text = isinstance(read_as, pl.String)
+    return frame.with_columns(
+        (
+            pl.col(name).str.to_datetime("%Y-%m-%d %H:%M:%S%.f", time_unit="us") if text else pl.col(name)
+        ).dt.replace_time_zone("UTC")
+        for name in timestamps
+    )
 
 
 def rows_per_subject(
