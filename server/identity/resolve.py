@@ -122,6 +122,26 @@ def _lookup(
 
 
 @dataclass(frozen=True, slots=True)
+class HashedIdentifiers:
+    """Keyed hashes of a batch's identifiers under every key version: CPU work only, no database,
+    so a file import computes them for the next chunk while the database stores this one."""
+
+    digests: pl.DataFrame  # (kind, value, scope, key_version, digest)
+
+
+def hash_batch(frame: pl.DataFrame, kit: PrivacyKit) -> HashedIdentifiers:
+    unique = identifier_pairs(frame).select("kind", "value", "scope").unique()
+    return HashedIdentifiers(
+        pl.concat(
+            unique.with_columns(
+                key_version=pl.lit(version, dtype=pl.Int64), digest=hash_identifiers(unique, kit, version)
+            )
+            for version in kit.pseudonymizer.versions
+        )
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class PreparedBatch:
     """The expensive part of resolution, done once per batch: hashing and database lookups."""
 
@@ -132,19 +152,27 @@ class PreparedBatch:
     node_count: int
 
 
-def prepare(session: Session, frame: pl.DataFrame, kit: PrivacyKit) -> PreparedBatch:
-    """Hash every identifier under every key version and find known and suppressed ones."""
+def prepare(
+    session: Session, frame: pl.DataFrame, kit: PrivacyKit, hashed: HashedIdentifiers | None = None
+) -> PreparedBatch:
+    """Hash every identifier under every key version (or take ``hashed``) and find known and suppressed ones."""
     pairs = identifier_pairs(frame)
     unique = pairs.select("kind", "value", "scope").unique(maintain_order=True)
+    digests = (hashed or hash_batch(frame, kit)).digests
     versions = kit.pseudonymizer.versions
     current = kit.pseudonymizer.current_version
     hashed_by_version = [
-        unique.with_columns(
-            key_version=pl.lit(version, dtype=pl.Int64), digest=hash_identifiers(unique, kit, version)
+        unique.join(
+            digests.filter(pl.col("key_version") == version),
+            on=["kind", "value", "scope"],
+            how="left",
+            maintain_order="left",
         ).with_row_index("node")
         for version in versions
     ]
     hashed_all = pl.concat(hashed_by_version)
+    if hashed_all["digest"].null_count():
+        raise ValueError("the identifiers were hashed for another batch")
     suppressed = _lookup(session, SuppressionRow, hashed_all, [])
     suppressed_nodes = hashed_all.join(suppressed, on=["kind", "key_version", "digest"], how="semi")["node"]
     pairs = pairs.join(unique.with_row_index("node"), on=["kind", "value", "scope"], how="left")

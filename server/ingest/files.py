@@ -25,6 +25,7 @@ import io
 import json
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -39,8 +40,9 @@ import pyarrow.parquet as pa_parquet
 from polars.datatypes import DataTypeClass
 
 from server.auth.principal import SYSTEM_ACTOR, Actor
+from server.ingest.event_shape import FILE_EVENT_KEYS, fields_outside, fields_outside_records
 from server.ingest.records import EVENT_SCHEMA, SEGMENT_SCHEMA, conform, from_segment
-from server.ingest.service import IngestResult, RejectedRecord, ingest_events
+from server.ingest.service import CheckedEvents, IngestResult, RejectedRecord, check_events, ingest_checked
 from server.ingest.setup import guardrails_from, validation_context
 from server.ingest.vocabulary import REJECT_MESSAGES, RejectCode
 from server.runtime import Runtime
@@ -101,6 +103,7 @@ class EventFile:
     def __init__(self, path: Path, file_format: FileFormat) -> None:
         self.path, self.format = path, file_format
         self.ignored_columns = 0  # columns outside the event shape: never read, never stored
+        self.dropped_fields = 0  # NDJSON: values under keys outside the event shape, never stored; final once read
         self._stack = ExitStack()
         try:
             self._stream: IO[bytes] = self._stack.enter_context(path.open("rb"))
@@ -167,7 +170,7 @@ class EventFile:
             return
         self._stream.seek(0)
         if self.format is FileFormat.CSV:
-            reader = pa_csv.open_csv(
+            yield from pa_csv.open_csv(
                 self._stream,
                 read_options=pa_csv.ReadOptions(block_size=BLOCK_BYTES),
                 parse_options=pa_csv.ParseOptions(newlines_in_values=True),
@@ -179,15 +182,17 @@ class EventFile:
                     null_values=[""],
                 ),
             )
-        else:
-            reader = pa_json.open_json(
-                self._stream,
-                read_options=pa_json.ReadOptions(block_size=BLOCK_BYTES),
-                parse_options=pa_json.ParseOptions(
-                    explicit_schema=ARROW_SEGMENT_SCHEMA, unexpected_field_behavior="ignore"
-                ),
-            )
-        yield from reader
+            return
+        reader = pa_json.open_json(
+            self._stream,
+            read_options=pa_json.ReadOptions(block_size=BLOCK_BYTES),
+            parse_options=pa_json.ParseOptions(explicit_schema=ARROW_SEGMENT_SCHEMA, unexpected_field_behavior="ignore"),
+        )
+        outside = FieldsOutsideShape(self._stack.enter_context(self.path.open("rb")))
+        for batch in reader:
+            outside.count_through(self._stream.tell())
+            yield batch
+        self.dropped_fields = outside.count_rest()
 
     def _parquet(self) -> pa_parquet.ParquetFile:
         if not hasattr(self, "_parquet_file"):
@@ -230,6 +235,63 @@ class EventFile:
         except (ValueError, OSError):
             pass
         raise FileImportError(f"{self.path.name}: not readable as ndjson (one JSON object per line)")
+
+
+class FieldsOutsideShape:
+    """Counts an NDJSON file's fields outside the event shape, whole lines at a time, on its own handle.
+
+    The reader ignores those keys (an explicit schema cannot name keys no one knows), so this
+    reads the same bytes again just behind it, and memory stays at a block or two. Arrow reads each
+    block again with an inferred schema, which names every key, and values are counted in columns;
+    a block it cannot type (a key holding text in one record and a number in another) is counted
+    record by record. A parser's message is never passed on: it may quote the line.
+    """
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self._stream = stream
+        self._partial = b""  # the start of a line whose end is not read yet
+        self.total = 0
+
+    def count_through(self, position: int) -> None:
+        """Counts the whole lines among the bytes before ``position``."""
+        while (wanted := min(position - self._stream.tell(), BLOCK_BYTES)) > 0 and (piece := self._stream.read(wanted)):
+            self._add(piece)
+
+    def count_rest(self) -> int:
+        """Counts the lines left, the last one even without its newline, and answers the file's total."""
+        while piece := self._stream.read(BLOCK_BYTES):
+            self._add(piece)
+        self._count(self._partial)
+        self._partial = b""
+        return self.total
+
+    def _add(self, piece: bytes) -> None:
+        data = self._partial + piece
+        cut = data.rfind(b"\n") + 1
+        self._partial = data[cut:]
+        self._count(data[:cut])
+
+    def _count(self, lines: bytes) -> None:
+        if not lines.strip():
+            return
+        try:
+            table = pa_json.read_json(io.BytesIO(lines), read_options=pa_json.ReadOptions(block_size=BLOCK_BYTES))
+            counted = fields_outside(pl.DataFrame(table), FILE_EVENT_KEYS)
+        except (pa.ArrowException, pl.exceptions.PolarsError):
+            counted = None
+        if counted is None:
+            counted = fields_outside_records(_json_values(lines), FILE_EVENT_KEYS)
+        self.total += counted
+
+
+def _json_values(lines: bytes) -> Iterator[object]:
+    for line in lines.splitlines():
+        if not line.strip():
+            continue
+        try:
+            yield json.loads(line)
+        except ValueError:
+            continue  # the Arrow reader refuses the file at this line, so no count is shown
 
 
 def _arrow_type(dtype: pl.DataType | DataTypeClass) -> pa.DataType:
@@ -303,17 +365,44 @@ def import_chunks(
     actor: Actor = SYSTEM_ACTOR,
     on_chunk: ChunkDone | None = None,
 ) -> ImportTotals:
-    """Each chunk through ``ingest_events`` in its own unit of work; ``on_chunk`` runs after its commit."""
+    """Each chunk stored by ``ingest_checked`` in its own unit of work; ``on_chunk`` runs after its commit.
+
+    Reading, validating and hashing the next chunk needs no database, so it runs on a second
+    thread while this chunk is stored: Polars, the HMACs and SQLite's page work release the GIL,
+    and the two overlap on two cores. Partners are read once, at the start of the import.
+    """
     totals = ImportTotals()
     guardrails = guardrails_from(runtime.settings)
-    for chunk in chunks:
-        with runtime.unit_of_work(actor) as unit:
-            context = validation_context(unit.session, runtime.settings, unit.kit, now=unit.clock())
-            result = ingest_events(unit, chunk.frame, source=source, context=context, guardrails=guardrails)
-        totals.add(result)
-        if on_chunk is not None:
-            on_chunk(chunk, result)
+    with runtime.unit_of_work(actor) as unit:
+        context = validation_context(unit.session, runtime.settings, unit.kit, now=unit.clock())
+
+    def check(chunk: EventChunk) -> CheckedEvents:
+        return check_events(chunk.frame, replace(context, now=runtime.clock()), runtime.kit)
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="import-check") as pool:
+        for chunk, checked in _checked_ahead(pool, chunks, check):
+            with runtime.unit_of_work(actor) as unit:
+                result = ingest_checked(unit, checked, source=source, guardrails=guardrails)
+            totals.add(result)
+            if on_chunk is not None:
+                on_chunk(chunk, result)
     return totals
+
+
+def _checked_ahead(
+    pool: ThreadPoolExecutor, chunks: Iterable[EventChunk], check: Callable[[EventChunk], CheckedEvents]
+) -> Iterator[tuple[EventChunk, CheckedEvents]]:
+    """Chunks with their checks, the next one read and checked on ``pool`` while the caller works."""
+    iterator = iter(chunks)
+
+    def next_checked() -> tuple[EventChunk, CheckedEvents] | None:
+        chunk = next(iterator, None)
+        return None if chunk is None else (chunk, check(chunk))
+
+    pending = pool.submit(next_checked)
+    while (item := pending.result()) is not None:
+        pending = pool.submit(next_checked)
+        yield item
 
 
 class RejectedReport:

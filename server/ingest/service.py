@@ -15,10 +15,19 @@ from sqlalchemy.orm import Session
 from privacy.consent import merged_state
 from server.consent import service as consent
 from server.identity.merge import merge_subjects
-from server.identity.resolve import IdentityGuardrails, Merge, Resolution, plan, prepare
+from server.identity.resolve import (
+    HashedIdentifiers,
+    IdentityGuardrails,
+    Merge,
+    Resolution,
+    hash_batch,
+    plan,
+    prepare,
+)
 from server.ingest import consent_gate, store
-from server.ingest.validate import REJECT, ROW, ValidationContext, validate
+from server.ingest.validate import REJECT, ROW, ValidatedBatch, ValidationContext, validate
 from server.ingest.vocabulary import REJECT_MESSAGES, RejectCode
+from server.privacy_kit import PrivacyKit
 from server.runtime import UnitOfWork
 from server.storage.locks import serialize_identity_writes
 
@@ -65,22 +74,25 @@ class IngestResult:
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
 
-def ingest_events(
-    unit: UnitOfWork,
-    events: pl.DataFrame,
-    *,
-    source: str,
-    context: ValidationContext,
-    guardrails: IdentityGuardrails,
-    malformed: Collection[int] = (),
-) -> IngestResult:
+@dataclass(frozen=True, slots=True)
+class CheckedEvents:
+    """A batch validated, normalized and hashed: everything that needs no database.
+
+    Kept apart so that a file import checks the next chunk on another core while the database
+    stores this one; ``ingest_checked`` does the rest in the caller's unit of work.
+    """
+
+    validated: ValidatedBatch
+    valid: pl.DataFrame
+    rejected: dict[int, RejectCode]
+    hashed: HashedIdentifiers
+
+
+def check_events(
+    events: pl.DataFrame, context: ValidationContext, kit: PrivacyKit, *, malformed: Collection[int] = ()
+) -> CheckedEvents:
     """``malformed``: indices of records the caller could not read; they are rejected as such."""
-    session, now = unit.session, unit.clock()
-    serialize_identity_writes(session)
-    result = IngestResult(received=events.height)
     validated = validate(events, context)
-    result.dropped_topics, result.dropped_labels = validated.dropped_topics, validated.dropped_labels
-    result.junk_identifiers = validated.junk_identifiers
     frame = validated.frame
     if malformed:
         frame = frame.with_columns(
@@ -90,14 +102,48 @@ def ingest_events(
             .alias(REJECT)
         )
     invalid = frame.filter(pl.col(REJECT).is_not_null()).select(ROW, REJECT)
-    rejected: dict[int, RejectCode] = {row: RejectCode(code) for row, code in invalid.iter_rows()}
     valid = frame.filter(pl.col(REJECT).is_null())
+    return CheckedEvents(
+        validated=validated,
+        valid=valid,
+        rejected={row: RejectCode(code) for row, code in invalid.iter_rows()},
+        hashed=hash_batch(valid, kit),
+    )
+
+
+def ingest_events(
+    unit: UnitOfWork,
+    events: pl.DataFrame,
+    *,
+    source: str,
+    context: ValidationContext,
+    guardrails: IdentityGuardrails,
+    malformed: Collection[int] = (),
+) -> IngestResult:
+    """Check and store a batch in the caller's unit of work."""
+    checked = check_events(events, context, unit.kit, malformed=malformed)
+    return ingest_checked(unit, checked, source=source, guardrails=guardrails)
+
+
+def ingest_checked(
+    unit: UnitOfWork, checked: CheckedEvents, *, source: str, guardrails: IdentityGuardrails
+) -> IngestResult:
+    session, now = unit.session, unit.clock()
+    serialize_identity_writes(session)
+    validated, valid = checked.validated, checked.valid
+    result = IngestResult(
+        received=validated.frame.height,
+        dropped_topics=validated.dropped_topics,
+        dropped_labels=validated.dropped_labels,
+        junk_identifiers=validated.junk_identifiers,
+    )
+    rejected = dict(checked.rejected)
     stored = store.already_stored(session, source, valid["message_id"].to_list())
     repeated = pl.col("message_id").is_in(sorted(stored)) | (pl.int_range(pl.len()).over("message_id") > 0)
     result.duplicates = valid.filter(repeated).height
     candidates = valid.filter(~repeated)
 
-    prepared = prepare(session, candidates, unit.kit)
+    prepared = prepare(session, candidates, unit.kit, checked.hashed)
     first = plan(session, prepared, guardrails)
     rejected.update(dict.fromkeys(first.suppressed_rows.to_list(), RejectCode.SUPPRESSED))
     resolved = candidates.join(first.rows, on=ROW, how="inner")
@@ -187,6 +233,4 @@ def _with_merged_states(session: Session, states: pl.DataFrame, merges: list[Mer
             merged = merged_state(merged, by_subject.get(loser, {}))
         rows += [(merge.winner, k.purpose.value, k.partner_id, v.granted, v.since) for k, v in merged.items()]
     winners = [merge.winner for merge in merges]
-    return pl.concat(
-        [states.filter(~pl.col("subject_id").is_in(winners)), consent_gate.current_states_frame(rows)]
-    )
+    return pl.concat([states.filter(~pl.col("subject_id").is_in(winners)), consent_gate.current_states_frame(rows)])
