@@ -45,21 +45,24 @@ def statements(rows: pl.DataFrame, now: datetime) -> pl.DataFrame:
     """
     first_party = pl.col("partner_id").is_null()
     carrying = rows.filter(pl.col("consent_purposes").is_not_null())
-    listed = pl.col("consent_purposes")
     at = pl.min_horizontal(pl.col("timestamp"), pl.lit(now, dtype=pl.Datetime("us", "UTC"))).alias("at")
-    per_purpose = [
-        carrying.filter(first_party).select(
+    # One row per (record, purpose): the purposes list cross the processing purposes, in columns.
+    per_purpose = (
+        carrying.filter(first_party)
+        .select(ROW, "subject_id", "consent_purposes", "gpc", at)
+        .join(pl.DataFrame({"purpose": PROCESSING_PURPOSES}), how="cross")
+        .select(
             ROW,
             "subject_id",
-            pl.lit(purpose).alias("purpose"),
+            "purpose",
             pl.lit(NO_PARTNER, dtype=pl.Int64).alias("partner_id"),
-            (listed.list.contains(purpose) & ~(pl.lit(purpose == Purpose.ADVERTISING.value) & pl.col("gpc"))).alias(
-                "granted"
-            ),
-            at,
+            (
+                pl.col("consent_purposes").list.contains(pl.col("purpose"))
+                & ~((pl.col("purpose") == Purpose.ADVERTISING.value) & pl.col("gpc"))
+            ).alias("granted"),
+            "at",
         )
-        for purpose in PROCESSING_PURPOSES
-    ]
+    )
     # GPC without a first-party purposes list still says one thing: no advertising.
     gpc_only = rows.filter(pl.col("gpc") & (pl.col("consent_purposes").is_null() | ~first_party)).select(
         ROW,
@@ -74,10 +77,10 @@ def statements(rows: pl.DataFrame, now: datetime) -> pl.DataFrame:
         "subject_id",
         pl.lit(ConsentPurpose.SHARING.value).alias("purpose"),
         pl.col("partner_id").cast(pl.Int64),
-        (listed.list.len() > 0).alias("granted"),
+        (pl.col("consent_purposes").list.len() > 0).alias("granted"),
         at,
     )
-    return pl.concat([*per_purpose, gpc_only, sharing])
+    return pl.concat([per_purpose, gpc_only, sharing])
 
 
 STATE_SCHEMA = pl.Schema(
@@ -136,7 +139,7 @@ def decide(rows: pl.DataFrame, existing: pl.DataFrame, *, source: str, now: date
         pl.lit("collected").alias("policy_version"),
         pl.col("at").alias("recorded_at"),
     )
-    latest = timeline.sort("at").group_by(keys).agg(pl.col("granted").last())
+    latest = timeline.group_by(keys, maintain_order=True).agg(pl.col("granted").last())  # sorted by at
     state_after = (
         latest.filter(pl.col("partner_id") == NO_PARTNER, pl.col("granted"))
         .group_by("subject_id")
