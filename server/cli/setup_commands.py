@@ -192,7 +192,8 @@ def run_demo(arguments: argparse.Namespace, console: Console) -> int:
 
 
 def _load_demo_population(runtime: Runtime, console: Console, *, people: int, seed: int) -> None:
-    """Generated in memory and ingested through ``ingest_events``: nothing in clear reaches the disk."""
+    """Generated in memory and ingested through ``ingest_events``, then the banner's consent changes:
+    nothing in clear reaches the disk."""
     with Progress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), console=console) as progress:
         generating = progress.add_task(f"generating {people:,} people in memory", total=1.0)
 
@@ -210,6 +211,11 @@ def _load_demo_population(runtime: Runtime, console: Console, *, people: int, se
 
         totals = demo_load.load_population(runtime, population, on_chunk=chunk_done)
     console.print(summary_table(totals, title=f"demo population ({people:,} people, source {demo_load.DEMO_SOURCE})"))
+    banner = demo_load.load_consent_changes(runtime, population)
+    console.print(
+        f"consent changes: {banner.received:,} from the banner ({banner.withdrawals:,} withdrawals), "
+        f"{banner.recorded:,} ledger entries for {banner.subjects:,} subjects, {banner.unknown:,} naming no one known"
+    )
     declared = demo_load.load_attributes(runtime, population)
     console.print(
         f"declared attributes: {declared.accepted:,} of {declared.received:,} people "

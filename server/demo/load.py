@@ -152,18 +152,19 @@ def load_consent_changes(runtime: Runtime, population: DemoPopulation) -> Consen
     Each change reaches the subjects that the identifiers it names (customer id, device id) are
     stored under, found by their keyed hashes in bulk. A change naming no one the server knows
     changes nothing and is counted: unlike ``recordConsent`` it never creates a subject, since
-    the demo's people are made known by their events. The ledger's latest-dated entry wins, so a
-    banner grant older than the events' own statements is kept as history without moving the
-    state, and a withdrawal dated after them leaves the person withdrawn, whatever the loading
-    order; but a change loaded before its person's events finds no one, hence after them. An
-    entry already in the ledger (from an earlier load) is not appended again.
+    the demo's people are made known by their events. The ledger's latest-dated entry wins
+    whatever the loading order: a banner grant older than the events' own statements is kept as
+    history without moving the state, and a withdrawal dated after them leaves the person
+    withdrawn. Order matters in one way only: a change loaded before its person's events finds no
+    one, so this runs after them, and a later run records what an earlier one could not. An entry
+    already in the ledger (from an earlier run) is not appended again.
     """
     changes = population.consent_changes.with_row_index("change")
     purposes = [purpose.value for purpose in Purpose]
     if not changes["purpose"].is_in(purposes).all():
         raise ConsentError("UNKNOWN_PURPOSE", f"a consent change names a purpose outside {', '.join(purposes)}")
     labelled = changes.with_columns(
-        source=pl.format("{}:{}", pl.lit(DEMO_SOURCE), "source"),
+        source=pl.format(f"{DEMO_SOURCE}:{{}}", "source"),
         policy_version=pl.when(pl.col("source") == PrivacySignal.GLOBAL_PRIVACY_CONTROL.value)
         .then(pl.lit(PrivacySignal.GLOBAL_PRIVACY_CONTROL.value))
         .otherwise(pl.lit(DEMO_POLICY_VERSION)),
@@ -196,7 +197,8 @@ def load_consent_changes(runtime: Runtime, population: DemoPopulation) -> Consen
             .unique(maintain_order=True)
         )
         subjects = ledger["subject_id"].unique().to_list()
-        fresh = ledger.join(_ledger_entries(unit.session, subjects), on=ledger.columns, how="anti", nulls_equal=True)
+        earlier = _demo_ledger_entries(unit.session, subjects)
+        fresh = ledger.join(earlier, on=ledger.columns, how="anti", nulls_equal=True)
         consent.record_frame(unit.session, fresh)
         result = ConsentChangesResult(
             received=changes.height,
@@ -220,15 +222,16 @@ def load_consent_changes(runtime: Runtime, population: DemoPopulation) -> Consen
     return result
 
 
-def _ledger_entries(session: Session, subject_ids: list[int]) -> pl.DataFrame:
-    """The ledger entries these subjects already have, in ``LEDGER_SCHEMA``: one query per chunk."""
+def _demo_ledger_entries(session: Session, subject_ids: list[int]) -> pl.DataFrame:
+    """The entries an earlier run left for these subjects, in ``LEDGER_SCHEMA``: one query per chunk."""
     found: list[tuple[object, ...]] = []
     columns = [getattr(ConsentRecordRow, name) for name in consent.LEDGER_SCHEMA.names()]
     for start in range(0, len(subject_ids), consent.CHECK_CHUNK):
-        chunk = subject_ids[start : start + consent.CHECK_CHUNK]
-        found.extend(
-            tuple(row) for row in session.execute(select(*columns).where(ConsentRecordRow.subject_id.in_(chunk)))
+        query = select(*columns).where(
+            ConsentRecordRow.subject_id.in_(subject_ids[start : start + consent.CHECK_CHUNK]),
+            ConsentRecordRow.source.startswith(f"{DEMO_SOURCE}:"),
         )
+        found.extend(tuple(row) for row in session.execute(query))
     return pl.DataFrame(found, schema=consent.LEDGER_SCHEMA, orient="row")
 
 
