@@ -4,6 +4,7 @@ import re
 
 import polars as pl
 import strawberry
+from starlette.concurrency import run_in_threadpool
 from strawberry.types import Info
 
 from schema.context import Context
@@ -20,7 +21,7 @@ from schema.ingest.types import (
 )
 from server.auth.principal import Role
 from server.ingest.attributes import ATTRIBUTE_MESSAGES, ATTRIBUTE_SCHEMA, AttributeResult, upsert_attributes
-from server.ingest.service import IngestResult, ingest_events
+from server.ingest.service import CheckedEvents, IngestResult, check_events, ingest_checked
 from server.ingest.setup import guardrails_from, validation_context
 from server.ingest.vocabulary import REJECT_MESSAGES, RejectCode
 from server.runtime import UnitOfWork
@@ -80,19 +81,25 @@ class IngestMutations:
                     field="batch.source", code="INVALID_SOURCE",
                     message="source must be 1-64 characters of a-z, 0-9, _ . : -")])
         events = list(batch.events)
-        frame, malformed = events_frame(events)
-        dropped_fields = unknown_fields(events)
-        if partner_id is not None:
-            # A partner's customer id is its own: scoped to it, never matched against ours.
-            frame = frame.with_columns(
-                partner_user_id=pl.coalesce("partner_user_id", "user_id"), user_id=pl.lit(None, dtype=pl.String)
-            )
+        runtime = info.context.runtime
+
+        def check() -> tuple[CheckedEvents, int]:
+            """Everything that needs no write lock, done before taking it: concurrent batches overlap here."""
+            frame, malformed = events_frame(events)
+            if partner_id is not None:
+                # A partner's customer id is its own: scoped to it, never matched against ours.
+                frame = frame.with_columns(
+                    partner_user_id=pl.coalesce("partner_user_id", "user_id"), user_id=pl.lit(None, dtype=pl.String)
+                )
+            with runtime.sessions() as session:
+                context = validation_context(session, settings, runtime.kit, now=runtime.clock(),
+                                             forced_partner_id=partner_id)
+            return check_events(frame, context, runtime.kit, malformed=malformed), unknown_fields(events)
+
+        checked, dropped_fields = await run_in_threadpool(check)
 
         def work(unit: UnitOfWork) -> IngestResult:
-            context = validation_context(unit.session, settings, unit.kit, now=unit.clock(),
-                                         forced_partner_id=partner_id)
-            return ingest_events(unit, frame, source=source, context=context, guardrails=guardrails_from(settings),
-                                 malformed=malformed)
+            return ingest_checked(unit, checked, source=source, guardrails=guardrails_from(settings))
 
         return _payload(await info.context.run(work), for_partner=partner_id is not None, dropped_fields=dropped_fields)
 
