@@ -11,11 +11,12 @@ dropped after), each figure is printed beside its baseline:
         events table's columns by ``server.storage.bulk.bulk_insert`` (the product's own insert),
         no validation, no identities, no consent, no crypto: (a)/(b) is the price of privacy
     (c) ``ingestEvents`` over HTTP (a real ``audience serve``, one worker), batches of 1,000
-        Segment-shaped events posted one after the other on one connection
-    (d) the same JSON posted to a bare Starlette endpoint (one uvicorn worker) that flattens it
-        and bulk-inserts it into the plain table
+        Segment-shaped events: half of them posted one after the other on one connection, the
+        other half from ``--clients`` connections at once (several sources sending together)
+    (d) the same JSON, split and posted the same way, to a bare Starlette endpoint (one uvicorn
+        worker) that flattens it and bulk-inserts it into the plain table
 
-    python bench/ingest.py [--events 200000] [--http-events 50000] [--backends sqlite,postgresql]
+    python bench/ingest.py [--events 200000] [--http-events 50000] [--backends sqlite,postgresql] [--clients 4]
     python bench/ingest.py --profile            # cProfile of (a) on SQLite, top functions
 
 The people are fictitious (server.demo); the Parquet file lives in a temporary directory that
@@ -36,6 +37,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -191,23 +193,38 @@ def server(command: Sequence[str], environment: dict[str, str], health: str) -> 
         process.wait(timeout=20)
 
 
-def post_batches(url: str, batches: list[list[dict[str, Any]]], *, token: str | None, graphql: bool) -> float:
+def post_batches(
+    url: str, batches: list[list[dict[str, Any]]], *, token: str | None, graphql: bool, clients: int = 1
+) -> float:
+    """Seconds to post every batch: one after the other on one connection, or from ``clients`` at once."""
     headers = {"authorization": f"Bearer {token}"} if token else {}
     query = "mutation($b: EventBatchInput!) { ingestEvents(batch: $b) { received accepted errors { code } } }"
-    with httpx.Client(timeout=120, headers=headers) as client:
-        started = time.perf_counter()
-        for batch in batches:
-            if graphql:
-                body = {"query": query, "variables": {"b": {"events": batch, "source": "bench-http"}}}
-                answer = client.post(url, json=body)
-                payload = answer.json()
-                if answer.status_code != 200 or "errors" in payload or payload["data"]["ingestEvents"]["errors"]:
-                    raise RuntimeError(f"ingestEvents failed with HTTP {answer.status_code}")
-            else:
-                answer = client.post(url, json={"events": batch})
-                if answer.status_code != 200:
-                    raise RuntimeError(f"bare endpoint failed with HTTP {answer.status_code}")
-        return time.perf_counter() - started
+
+    def post_all(share: list[list[dict[str, Any]]]) -> None:
+        with httpx.Client(timeout=120, headers=headers) as client:
+            for batch in share:
+                if graphql:
+                    body = {"query": query, "variables": {"b": {"events": batch, "source": "bench-http"}}}
+                    answer = client.post(url, json=body)
+                    payload = answer.json()
+                    if answer.status_code != 200 or "errors" in payload or payload["data"]["ingestEvents"]["errors"]:
+                        raise RuntimeError(f"ingestEvents failed with HTTP {answer.status_code}")
+                else:
+                    answer = client.post(url, json={"events": batch})
+                    if answer.status_code != 200:
+                        raise RuntimeError(f"bare endpoint failed with HTTP {answer.status_code}")
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=clients) as pool:
+        for done in [pool.submit(post_all, batches[i::clients]) for i in range(clients)]:
+            done.result()
+    return time.perf_counter() - started
+
+
+def halves(batches: list[Any]) -> tuple[list[Any], list[Any]]:
+    """Different events for the one-connection run and the concurrent run (a replay would be a no-op)."""
+    middle = len(batches) // 2
+    return batches[:middle], batches[middle:]
 
 
 def base_environment(url: str, directory: Path, keyring: Keyring, port: int) -> dict[str, str]:
@@ -221,22 +238,34 @@ def base_environment(url: str, directory: Path, keyring: Keyring, port: int) -> 
     }
 
 
-def graphql_ingest(runtime: Runtime, url: str, directory: Path, keyring: Keyring, batches: list[Any]) -> float:
+def graphql_ingest(
+    runtime: Runtime, url: str, directory: Path, keyring: Keyring, batches: list[Any], clients: int
+) -> tuple[float, float]:
     with runtime.unit_of_work(SYSTEM_ACTOR) as unit:
         token = api_keys.create_key(unit.session, role=Role.ADMIN, label="bench", now=unit.clock()).token
     port = free_port()
     environment = base_environment(url, directory, keyring, port)
     command = [sys.executable, "-m", "server.cli.main", "serve"]
+    endpoint = f"http://127.0.0.1:{port}/graphql"
+    one, many = halves(batches)
     with server(command, environment, f"http://127.0.0.1:{port}/healthz"):
-        return post_batches(f"http://127.0.0.1:{port}/graphql", batches, token=token, graphql=True)
+        return (
+            post_batches(endpoint, one, token=token, graphql=True),
+            post_batches(endpoint, many, token=token, graphql=True, clients=clients),
+        )
 
 
-def bare_ingest(url: str, directory: Path, keyring: Keyring, batches: list[Any]) -> float:
+def bare_ingest(url: str, directory: Path, keyring: Keyring, batches: list[Any], clients: int) -> tuple[float, float]:
     port = free_port()
     environment = base_environment(url, directory, keyring, port)
     command = [sys.executable, __file__, "--serve-bare", url, "--port", str(port)]
+    endpoint = f"http://127.0.0.1:{port}/events"
+    one, many = halves(batches)
     with server(command, environment, f"http://127.0.0.1:{port}/healthz"):
-        return post_batches(f"http://127.0.0.1:{port}/events", batches, token=None, graphql=False)
+        return (
+            post_batches(endpoint, one, token=None, graphql=False),
+            post_batches(endpoint, many, token=None, graphql=False, clients=clients),
+        )
 
 
 def serve_bare(url: str, port: int) -> None:
@@ -277,28 +306,39 @@ def serve_bare(url: str, port: int) -> None:
 
 
 @dataclass(frozen=True)
+class HttpFigures:
+    clients: int
+    rate: float
+    baseline_rate: float
+
+
+@dataclass(frozen=True)
 class Figures:
     backend: str
     file_events: int
     file_rate: float
     file_baseline_rate: float
-    http_events: int
-    http_rate: float | None
-    http_baseline_rate: float | None
+    http: list[HttpFigures]
 
 
-def run_backend(backend: str, parquet: Path, http_batches: list[Any], keyring: Keyring, *, http: bool) -> Figures:
+def run_backend(
+    backend: str, parquet: Path, http_batches: list[Any], keyring: Keyring, *, http: bool, clients: int
+) -> Figures:
     with tempfile.TemporaryDirectory(prefix=f"bench-{backend}-") as raw, database(backend, Path(raw)) as url:
         directory = Path(raw)
         runtime = prepared_runtime(url, directory, keyring)
         try:
             received, baseline_seconds = file_baseline(runtime, parquet)
             _, import_seconds = file_import(runtime, parquet)
-            http_rate = bare_rate = None
-            http_events = sum(len(b) for b in http_batches)
+            http_figures: list[HttpFigures] = []
             if http:
-                bare_rate = http_events / bare_ingest(url, directory, keyring, http_batches)
-                http_rate = http_events / graphql_ingest(runtime, url, directory, keyring, http_batches)
+                one, many = (sum(len(b) for b in half) for half in halves(http_batches))
+                bare_one, bare_many = bare_ingest(url, directory, keyring, http_batches, clients)
+                graphql_one, graphql_many = graphql_ingest(runtime, url, directory, keyring, http_batches, clients)
+                http_figures = [
+                    HttpFigures(1, one / graphql_one, one / bare_one),
+                    HttpFigures(clients, many / graphql_many, many / bare_many),
+                ]
         finally:
             runtime.dispose()
     return Figures(
@@ -306,25 +346,21 @@ def run_backend(backend: str, parquet: Path, http_batches: list[Any], keyring: K
         file_events=received,
         file_rate=received / import_seconds,
         file_baseline_rate=received / baseline_seconds,
-        http_events=http_events,
-        http_rate=http_rate,
-        http_baseline_rate=bare_rate,
+        http=http_figures,
     )
 
 
 def print_table(figures: list[Figures]) -> None:
-    print(f"{'backend':<11} {'figure vs baseline':<58} {'events/s':>9} {'baseline':>9} {'ratio':>6}")
+    print(f"{'backend':<11} {'figure vs baseline':<62} {'events/s':>9} {'baseline':>9} {'ratio':>6}")
     for f in figures:
         print(
-            f"{f.backend:<11} {'(a) file import, privacy path  vs (b) bare bulk insert':<58} "
+            f"{f.backend:<11} {'(a) file import, privacy path  vs (b) bare bulk insert':<62} "
             f"{f.file_rate:>9,.0f} {f.file_baseline_rate:>9,.0f} {f.file_rate / f.file_baseline_rate:>6.2f}"
         )
-        if f.http_rate is not None and f.http_baseline_rate is not None:
-            print(
-                f"{'':<11} {'(c) GraphQL ingestEvents  vs (d) bare Starlette + insert':<58} "
-                f"{f.http_rate:>9,.0f} {f.http_baseline_rate:>9,.0f} {f.http_rate / f.http_baseline_rate:>6.2f}"
-            )
-        else:
+        for h in f.http:
+            label = f"(c) GraphQL ingestEvents  vs (d) bare Starlette, {h.clients} client{'s' if h.clients > 1 else ''}"
+            print(f"{'':<11} {label:<62} {h.rate:>9,.0f} {h.baseline_rate:>9,.0f} {h.rate / h.baseline_rate:>6.2f}")
+        if not f.http:
             print(f"{'':<11} (c)/(d) skipped (--no-http)")
     print()
     print("ratio = figure / its baseline, measured in the same run; targets: (a) >= 50,000/s, (c) >= 10,000/s")
@@ -351,6 +387,7 @@ def main() -> None:
     parser.add_argument("--http-events", type=int, default=50_000, help="events posted over HTTP (default 50,000)")
     parser.add_argument("--backends", default="sqlite,postgresql")
     parser.add_argument("--no-http", action="store_true", help="skip (c) and (d)")
+    parser.add_argument("--clients", type=int, default=4, help="HTTP clients at once, second half")
     parser.add_argument("--profile", action="store_true", help="profile (a) on SQLite instead of the table")
     parser.add_argument("--serve-bare", metavar="URL", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
@@ -380,7 +417,7 @@ def main() -> None:
             f"in chunks of {CHUNK:,}; HTTP {len(records):,} events in batches of {HTTP_BATCH:,}"
         )
         figures = [
-            run_backend(backend, parquet, batches, keyring, http=not arguments.no_http)
+            run_backend(backend, parquet, batches, keyring, http=not arguments.no_http, clients=arguments.clients)
             for backend in arguments.backends.split(",")
             if backend
         ]

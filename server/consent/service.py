@@ -26,6 +26,7 @@ from privacy.consent import (
 )
 from privacy.purposes import Purpose
 from server.storage.bulk import bulk_insert, bulk_upsert
+from server.storage.lookup import frame_where_in
 from server.storage.tables import ConsentRecordRow, ConsentStateRow, PartnerRow
 from server.storage.upsert import table_of
 
@@ -83,6 +84,15 @@ LEDGER_SCHEMA = pl.Schema(
     }
 )
 STATE_KEYS = ["subject_id", "purpose", "partner_id"]
+STATE_FRAME_SCHEMA = pl.Schema(
+    {
+        "subject_id": pl.Int64(),
+        "purpose": pl.String(),
+        "partner_id": pl.Int64(),
+        "granted": pl.Boolean(),
+        "since": pl.Datetime("us", "UTC"),
+    }
+)
 
 
 def record_many(session: Session, entries: Sequence[tuple[int, ConsentEntry]]) -> None:
@@ -151,18 +161,25 @@ def current_state(session: Session, subject_id: int) -> dict[ConsentKey, Consent
     }
 
 
+def state_frame(session: Session, subject_ids: Sequence[int]) -> pl.DataFrame:
+    """Current state of many subjects as a frame (``STATE_FRAME_SCHEMA``), read on the driver."""
+    return frame_where_in(
+        session,
+        "SELECT subject_id, purpose, partner_id, granted, since FROM consent_state WHERE subject_id {in}",
+        sorted(set(subject_ids)),
+        STATE_FRAME_SCHEMA,
+    )
+
+
 def current_states(session: Session, subject_ids: Sequence[int]) -> dict[int, dict[ConsentKey, ConsentStatus]]:
-    """Current state of many subjects in one query per chunk."""
+    """Current state of many subjects as objects, for merges and compliance reads."""
     states: dict[int, dict[ConsentKey, ConsentStatus]] = {}
-    ids = list(subject_ids)
-    for start in range(0, len(ids), CHECK_CHUNK):
-        rows = session.execute(
-            select(ConsentStateRow).where(ConsentStateRow.subject_id.in_(ids[start : start + CHECK_CHUNK]))
-        )
-        for row in rows.scalars():
-            states.setdefault(row.subject_id, {})[ConsentKey(ConsentPurpose(row.purpose), row.partner_id)] = (
-                ConsentStatus(row.granted, row.since)
-            )
+    keys: dict[tuple[str, int], ConsentKey] = {}
+    for subject_id, purpose, partner_id, granted, since in state_frame(session, subject_ids).iter_rows():
+        key = keys.get((purpose, partner_id))
+        if key is None:
+            key = keys[(purpose, partner_id)] = ConsentKey(ConsentPurpose(purpose), partner_id)
+        states.setdefault(subject_id, {})[key] = ConsentStatus(granted, since)
     return states
 
 

@@ -18,9 +18,9 @@ from sqlalchemy.orm import Session
 
 from privacy.consent import NO_PARTNER, ConsentPurpose, LegalBasis
 from privacy.purposes import Purpose
+from server.consent import service as consent
 from server.ingest.validate import ROW
 from server.ingest.vocabulary import ADVERTISING_EVENT_TYPES
-from server.storage.lookup import frame_where_in
 
 PROCESSING_PURPOSES = [purpose.value for purpose in Purpose]
 # An ad event serves advertising only; every other event serves these.
@@ -99,12 +99,8 @@ def current_states_frame(rows: list[tuple[object, ...]]) -> pl.DataFrame:
 
 
 def current_states(session: Session, subject_ids: list[int]) -> pl.DataFrame:
-    return frame_where_in(
-        session,
-        "SELECT subject_id, purpose, partner_id, granted, since FROM consent_state WHERE subject_id {in}",
-        subject_ids,
-        STATE_SCHEMA,
-    )
+    """The stored state in the gate's shape (``STATE_SCHEMA``: ``since`` is called ``at`` here)."""
+    return consent.state_frame(session, subject_ids).rename({"since": "at"})
 
 
 def decide(rows: pl.DataFrame, existing: pl.DataFrame, *, source: str, now: datetime) -> GateDecision:

@@ -139,9 +139,11 @@ def ingest_checked(
     )
     rejected = dict(checked.rejected)
     stored = store.already_stored(session, source, valid["message_id"].to_list())
-    repeated = pl.col("message_id").is_in(sorted(stored)) | (pl.int_range(pl.len()).over("message_id") > 0)
-    result.duplicates = valid.filter(repeated).height
-    candidates = valid.filter(~repeated)
+    fresh = pl.col("message_id").is_first_distinct()
+    if stored:
+        fresh &= ~pl.col("message_id").is_in(list(stored))
+    candidates = valid.filter(fresh)
+    result.duplicates = valid.height - candidates.height
 
     prepared = prepare(session, candidates, unit.kit, checked.hashed)
     first = plan(session, prepared, guardrails)
@@ -154,15 +156,12 @@ def ingest_checked(
     decision = consent_gate.decide(resolved, states, source=source, now=now)
     ledger_known = decision.ledger.filter(pl.col("subject_id").is_in(known_subjects))
 
-    allowed = resolved.filter(pl.col(ROW).is_in(decision.allowed_rows.implode()))
+    allowed_rows = decision.allowed_rows.to_frame(ROW)
+    allowed = resolved.join(allowed_rows, on=ROW, how="semi")
     final: Resolution = first
     if allowed.height < resolved.height:
-        rejected.update(
-            dict.fromkeys(
-                resolved.filter(~pl.col(ROW).is_in(decision.allowed_rows.implode()))[ROW].to_list(),
-                RejectCode.NO_CONSENT,
-            )
-        )
+        refused = resolved.join(allowed_rows, on=ROW, how="anti")[ROW]
+        rejected.update(dict.fromkeys(refused.to_list(), RejectCode.NO_CONSENT))
         final = plan(session, prepared, guardrails, rows=decision.allowed_rows)
         allowed = allowed.drop("subject_id").join(final.rows, on=ROW, how="inner")
     ledger_new = _ledger_of_new_subjects(decision.ledger, resolved, first, final)

@@ -12,7 +12,6 @@ from server.privacy_kit import PrivacyKit
 from server.storage.bulk import bulk_insert
 from server.storage.lookup import select_where_in
 from server.storage.tables import EventRow, IdentityRow, SubjectKeyRow, SubjectRow
-from server.storage.upsert import table_of
 
 
 def already_stored(session: Session, source: str, message_ids: list[str]) -> set[str]:
@@ -20,23 +19,36 @@ def already_stored(session: Session, source: str, message_ids: list[str]) -> set
     rows = select_where_in(
         session,
         "SELECT event_id FROM events WHERE source = ? AND event_id {in}",
-        sorted(set(message_ids)),
+        list(set(message_ids)),
         params=(source,),
     )
     return {row[0] for row in rows}
 
 
 def create_subjects(session: Session, subject_ids: list[int], kit: PrivacyKit, now: datetime) -> None:
+    """Each new subject with its own data key, wrapped under the current KEK, in two bulk inserts."""
     if not subject_ids:
         return
-    session.execute(
-        table_of(SubjectRow).insert(),
-        [{"id": s, "created_at": now, "status": "active", "merged_into": None} for s in subject_ids],
+    wrapped = [kit.key_wrapper.wrap(new_data_key(), s) for s in subject_ids]
+    at = pl.lit(now, dtype=pl.Datetime("us", "UTC"))
+    ids = pl.Series("id", subject_ids, dtype=pl.Int64)
+    bulk_insert(
+        session,
+        SubjectRow,
+        pl.DataFrame([ids]).with_columns(created_at=at, status=pl.lit("active")),
+        ignore_conflicts=False,
     )
-    wrapped = [(s, kit.key_wrapper.wrap(new_data_key(), s)) for s in subject_ids]
-    session.execute(
-        table_of(SubjectKeyRow).insert(),
-        [{"subject_id": s, "kek_version": w.kek_version, "wrapped_dek": w.blob, "created_at": now} for s, w in wrapped],
+    bulk_insert(
+        session,
+        SubjectKeyRow,
+        pl.DataFrame(
+            {
+                "subject_id": ids,
+                "kek_version": pl.Series([w.kek_version for w in wrapped], dtype=pl.Int64),
+                "wrapped_dek": pl.Series([w.blob for w in wrapped], dtype=pl.Binary),
+            }
+        ).with_columns(created_at=at),
+        ignore_conflicts=False,
     )
 
 
