@@ -12,21 +12,21 @@ from __future__ import annotations
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import numpy as np
 import polars as pl
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from privacy.identifiers import IdentifierKind
 from server.ingest.validate import IDENTIFIER_COLUMNS, ROW
 from server.privacy_kit import PrivacyKit
-from server.storage.lookup import rows_per_subject, select_where_in
-from server.storage.tables import IdentityRow, SubjectRow, SuppressionRow
+from server.storage.lookup import frame_where_in, rows_per_subject, select_where_in
+from server.storage.tables import IdentityRow, SuppressionRow
 
-LOOKUP_CHUNK = 5_000
+EARLIEST = datetime.min.replace(tzinfo=UTC)
 SUBJECT_ID_BITS = 63
 # Which identifier decides a record's subject when a merge is refused: the most specific first.
 KIND_PRIORITY = {
@@ -239,7 +239,7 @@ def plan(
         if len(subjects) > guardrails.max_subjects_per_merge or total > guardrails.max_identities_after_merge:
             refused.add(component)
             continue
-        ordered = sorted(subjects, key=lambda s: (created.get(s, 0), s))
+        ordered = sorted(subjects, key=lambda s: (created.get(s, EARLIEST), s))
         winner_of[component] = ordered[0]
         merges.append(Merge(winner=ordered[0], losers=tuple(ordered[1:])))
 
@@ -270,29 +270,26 @@ def _components(
     pairs: pl.DataFrame, node_subject: pl.DataFrame, rows: pl.Series, node_count: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """Connected components over rows, identifier nodes and existing subjects, in one sparse pass."""
-    row_index = {value: position for position, value in enumerate(rows.to_list())}
+    # Dense positions by binary search over the sorted unique rows and subjects: no Python dicts.
     subjects = node_subject["subject_id"].unique().sort()
-    subject_index = {value: position for position, value in enumerate(subjects.to_list())}
-    row_count, subject_offset = len(row_index), len(row_index) + node_count
-    pair_rows = pairs[ROW].replace_strict(row_index, return_dtype=pl.Int64).to_numpy()
+    row_count, subject_offset = rows.len(), rows.len() + node_count
+    pair_rows = rows.search_sorted(pairs[ROW]).to_numpy().astype(np.int64)
     pair_nodes = pairs["node"].to_numpy().astype(np.int64) + row_count
     subject_nodes = node_subject["node"].to_numpy().astype(np.int64) + row_count
-    subject_ids = node_subject["subject_id"].replace_strict(subject_index, return_dtype=pl.Int64).to_numpy()
+    subject_ids = subjects.search_sorted(node_subject["subject_id"]).to_numpy().astype(np.int64)
     sources = np.concatenate([pair_rows, subject_nodes])
     targets = np.concatenate([pair_nodes, subject_ids + subject_offset])
-    size = subject_offset + len(subject_index)
+    size = subject_offset + subjects.len()
     graph = coo_matrix((np.ones(len(sources), dtype=np.int8), (sources, targets)), shape=(size, size))
     _count, labels = connected_components(graph, directed=False)
     return labels[:row_count], labels[subject_offset:]
 
 
-def _created_order(session: Session, multi: pl.DataFrame) -> dict[int, float]:
+def _created_order(session: Session, multi: pl.DataFrame) -> dict[int, datetime]:
     ids = multi.explode("subject_id")["subject_id"].to_list() if multi.height else []
-    if not ids:
-        return {}
-    query = select(SubjectRow.id, SubjectRow.created_at).where(SubjectRow.id.in_(ids))
-    rows = session.connection().execute(query).all()
-    return {row.id: row.created_at.timestamp() for row in rows}
+    schema = pl.Schema({"id": pl.Int64(), "created_at": pl.Datetime("us", "UTC")})
+    found = frame_where_in(session, "SELECT id, created_at FROM subjects WHERE id {in}", ids, schema)
+    return dict(found.iter_rows())
 
 
 def _assign_refused(
@@ -366,18 +363,11 @@ def _new_identities(
 
 
 def _existing_per_kind(session: Session, subject_ids: list[int]) -> pl.DataFrame:
-    found: list[tuple[int, str, int]] = []
-    for start in range(0, len(subject_ids), LOOKUP_CHUNK):
-        chunk = subject_ids[start : start + LOOKUP_CHUNK]
-        found.extend(
-            session.connection()
-            .execute(
-                select(IdentityRow.subject_id, IdentityRow.kind, func.count())
-                .where(IdentityRow.subject_id.in_(chunk))
-                .group_by(IdentityRow.subject_id, IdentityRow.kind)
-            )
-            .all()
-        )
+    found = select_where_in(
+        session,
+        "SELECT subject_id, kind, count(*) FROM identities WHERE subject_id {in} GROUP BY subject_id, kind",
+        subject_ids,
+    )
     return pl.DataFrame(found, schema={"subject_id": pl.Int64, "kind": pl.String, "existing": pl.Int64}, orient="row")
 
 

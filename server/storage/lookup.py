@@ -11,7 +11,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import polars as pl
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from server.storage.tables import EventRow, IdentityRow
@@ -74,13 +73,5 @@ def rows_per_subject(
     session: Session, model: type[IdentityRow] | type[EventRow], subject_ids: Sequence[int]
 ) -> dict[int, int]:
     """How many rows of ``model`` each subject has (subjects with none are absent)."""
-    counts: dict[int, int] = {}
-    ids = list(subject_ids)
-    for start in range(0, len(ids), SQLITE_CHUNK):
-        rows = session.connection().execute(
-            select(model.subject_id, func.count())
-            .where(model.subject_id.in_(ids[start : start + SQLITE_CHUNK]))
-            .group_by(model.subject_id)
-        )
-        counts.update((subject_id, int(count)) for subject_id, count in rows)
-    return counts
+    query = f"SELECT subject_id, count(*) FROM {model.__tablename__} WHERE subject_id {{in}} GROUP BY subject_id"
+    return {int(subject_id): int(count) for subject_id, count in select_where_in(session, query, list(subject_ids))}
