@@ -62,6 +62,7 @@ from server.auth import api_keys
 from server.auth.principal import SYSTEM_ACTOR, Role
 from server.demo import generate_population, segment_shape
 from server.demo.load import ensure_partners
+from server.gc_tuning import tune_for_throughput
 from server.ingest import store
 from server.ingest.files import EventFile, FileFormat, import_chunks
 from server.runtime import Runtime, build_runtime
@@ -299,6 +300,7 @@ def serve_bare(url: str, port: int) -> None:
         return PlainTextResponse("ok")
 
     app = Starlette(routes=[Route("/events", events, methods=["POST"]), Route("/healthz", healthz)])
+    tune_for_throughput()  # the same collector settings as `audience serve`
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
 
 
@@ -396,6 +398,7 @@ def main() -> None:
         serve_bare(arguments.serve_bare, arguments.port)
         return
 
+    tune_for_throughput()  # as `audience import` and `audience serve` do; (b) and (d) run with it too
     keyring = generate_keyring()
     taxonomy = load_taxonomy()
     now = datetime.now(UTC)

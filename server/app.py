@@ -14,6 +14,7 @@ from starlette.responses import Response
 from starlette.routing import Route, WebSocketRoute
 
 from schema import build_schema
+from server.gc_tuning import tune_for_throughput
 from server.http.graphql_endpoint import GraphQLEndpoint, build_view
 from server.http.health import healthz, readiness_endpoint
 from server.http.request_context import RequestContextMiddleware
@@ -61,4 +62,6 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Starlet
 
 def create_app_from_environment() -> Starlette:
     """For uvicorn's factory mode, so each worker process builds its own engine and schema."""
-    return create_app(load_settings())
+    app = create_app(load_settings())
+    tune_for_throughput()
+    return app

@@ -15,6 +15,7 @@ from sqlalchemy.exc import OperationalError
 from privacy.keyring import KeyringError
 from server.cli import access_commands, audit_commands, identity_commands, import_commands, setup_commands
 from server.cli.errors import CliError
+from server.gc_tuning import tune_for_throughput
 from server.settings import SettingsError
 
 Handler = Callable[[argparse.Namespace, Console], int]
@@ -41,6 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     console = Console(stderr=False, highlight=False)
     errors = Console(stderr=True, highlight=False)
     handler: Handler = arguments.handler
+    tune_for_throughput()
     try:
         return handler(arguments, console)
     except (SettingsError, KeyringError, CliError) as error:
