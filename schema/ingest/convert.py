@@ -17,6 +17,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.json as pa_json
 
+from server.ingest.event_shape import EVENT_KEYS
 from server.ingest.files import ARROW_SEGMENT_SCHEMA
 from server.ingest.records import EVENT_SCHEMA, from_segment, parse_timestamps
 
@@ -107,23 +108,13 @@ def _checked_one_by_one(events: list[Any]) -> tuple[pl.DataFrame, set[int]]:
     return frame.with_columns(parse_timestamps(pl.col("timestamp")).alias("timestamp")), malformed
 
 
-# The keys each level of an event object may have; anything else is dropped and counted.
-_KNOWN_KEYS: dict[tuple[str, ...], frozenset[str]] = {
-    (): frozenset({"messageId", "type", "channel", "timestamp", "userId", "anonymousId", "context", "properties"}),
-    ("context",): frozenset({"traits", "partnerUserId", "consent"}),
-    ("context", "traits"): frozenset({"email", "phone"}),
-    ("context", "consent"): frozenset({"purposes", "gpc"}),
-    ("properties",): frozenset({"topics", "category", "amount", "currency", "campaign", "region"}),
-}
-
-
 def unknown_fields(events: list[Any]) -> int:
     """How many fields outside the event shape the batch carried; none of them is stored."""
     dropped = 0
     for event in events:
         if type(event) is not dict:
             continue
-        for path, known in _KNOWN_KEYS.items():
+        for path, known in EVENT_KEYS.items():
             level = _get(event, path) if path else event
             if type(level) is dict:
                 dropped += sum(1 for key in level if key not in known)

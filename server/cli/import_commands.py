@@ -101,6 +101,8 @@ def run_import(arguments: argparse.Namespace, console: Console) -> int:
     console.print(summary_table(totals, title=f"{path.name} ({file_format.value}, source {arguments.source})"))
     if events.ignored_columns:
         console.print(f"{events.ignored_columns} column(s) outside the event shape were not read (nothing stored)")
+    if events.dropped_fields:
+        console.print(f"{events.dropped_fields:,} field(s) outside the event shape were dropped (nothing stored)")
     if totals.rejected:
         console.print(f"rejected records listed in {report_path} (record number and code only)")
     return 0

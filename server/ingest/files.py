@@ -40,7 +40,7 @@ import pyarrow.parquet as pa_parquet
 from polars.datatypes import DataTypeClass
 
 from server.auth.principal import SYSTEM_ACTOR, Actor
-from server.ingest.event_shape import FILE_EVENT_KEYS, fields_outside, fields_outside_records
+from server.ingest.event_shape import FILE_EVENT_KEYS, fields_outside_ndjson
 from server.ingest.records import EVENT_SCHEMA, SEGMENT_SCHEMA, conform, from_segment
 from server.ingest.service import CheckedEvents, IngestResult, RejectedRecord, check_events, ingest_checked
 from server.ingest.setup import guardrails_from, validation_context
@@ -186,9 +186,11 @@ class EventFile:
         reader = pa_json.open_json(
             self._stream,
             read_options=pa_json.ReadOptions(block_size=BLOCK_BYTES),
-            parse_options=pa_json.ParseOptions(explicit_schema=ARROW_SEGMENT_SCHEMA, unexpected_field_behavior="ignore"),
+            parse_options=pa_json.ParseOptions(
+                explicit_schema=ARROW_SEGMENT_SCHEMA, unexpected_field_behavior="ignore"
+            ),
         )
-        outside = FieldsOutsideShape(self._stack.enter_context(self.path.open("rb")))
+        outside = _FieldsOutsideShape(self._stack.enter_context(self.path.open("rb")))
         for batch in reader:
             outside.count_through(self._stream.tell())
             yield batch
@@ -237,14 +239,11 @@ class EventFile:
         raise FileImportError(f"{self.path.name}: not readable as ndjson (one JSON object per line)")
 
 
-class FieldsOutsideShape:
-    """Counts an NDJSON file's fields outside the event shape, whole lines at a time, on its own handle.
+class _FieldsOutsideShape:
+    """Counts an NDJSON file's fields outside the event shape on its own handle, whole lines at a time.
 
     The reader ignores those keys (an explicit schema cannot name keys no one knows), so this
-    reads the same bytes again just behind it, and memory stays at a block or two. Arrow reads each
-    block again with an inferred schema, which names every key, and values are counted in columns;
-    a block it cannot type (a key holding text in one record and a number in another) is counted
-    record by record. A parser's message is never passed on: it may quote the line.
+    reads the same bytes again just behind it, and memory stays at a block or two.
     """
 
     def __init__(self, stream: IO[bytes]) -> None:
@@ -261,7 +260,7 @@ class FieldsOutsideShape:
         """Counts the lines left, the last one even without its newline, and answers the file's total."""
         while piece := self._stream.read(BLOCK_BYTES):
             self._add(piece)
-        self._count(self._partial)
+        self.total += fields_outside_ndjson(self._partial, FILE_EVENT_KEYS)
         self._partial = b""
         return self.total
 
@@ -269,29 +268,7 @@ class FieldsOutsideShape:
         data = self._partial + piece
         cut = data.rfind(b"\n") + 1
         self._partial = data[cut:]
-        self._count(data[:cut])
-
-    def _count(self, lines: bytes) -> None:
-        if not lines.strip():
-            return
-        try:
-            table = pa_json.read_json(io.BytesIO(lines), read_options=pa_json.ReadOptions(block_size=BLOCK_BYTES))
-            counted = fields_outside(pl.DataFrame(table), FILE_EVENT_KEYS)
-        except (pa.ArrowException, pl.exceptions.PolarsError):
-            counted = None
-        if counted is None:
-            counted = fields_outside_records(_json_values(lines), FILE_EVENT_KEYS)
-        self.total += counted
-
-
-def _json_values(lines: bytes) -> Iterator[object]:
-    for line in lines.splitlines():
-        if not line.strip():
-            continue
-        try:
-            yield json.loads(line)
-        except ValueError:
-            continue  # the Arrow reader refuses the file at this line, so no count is shown
+        self.total += fields_outside_ndjson(data[:cut], FILE_EVENT_KEYS)
 
 
 def _arrow_type(dtype: pl.DataType | DataTypeClass) -> pa.DataType:

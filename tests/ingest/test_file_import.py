@@ -7,6 +7,7 @@ the three formats; each test imports it into fresh databases and compares what t
 from __future__ import annotations
 
 import itertools
+import json
 import math
 import os
 import re
@@ -19,6 +20,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pytest
@@ -323,8 +325,10 @@ def test_a_file_that_breaks_part_way_ends_in_one_line_without_its_content(
 def test_columns_outside_the_event_shape_are_counted_and_never_stored(
     sample: Sample, fresh_target: Callable[[], Target], audience: Callable[..., Run], tmp_path: Path
 ) -> None:
-    chatty = pl.read_csv(sample.file("csv"), infer_schema=False).head(50).with_columns(
-        notes=pl.lit("called about her divorce"), ip_address=pl.lit("203.0.113.7")
+    chatty = (
+        pl.read_csv(sample.file("csv"), infer_schema=False)
+        .head(50)
+        .with_columns(notes=pl.lit("called about her divorce"), ip_address=pl.lit("203.0.113.7"))
     )
     path = tmp_path / "chatty.csv"
     chatty.write_csv(path)
@@ -336,3 +340,50 @@ def test_columns_outside_the_event_shape_are_counted_and_never_stored(
         dump = " ".join(str(row) for row in connection.exec_driver_sql("SELECT * FROM events").fetchall())
     assert "divorce" not in dump
     assert "203.0.113.7" not in dump
+
+
+def with_fields_outside_the_shape(record: dict[str, Any]) -> dict[str, Any]:
+    """A sample record as a chattier tracker sends it: seven fields the shape has no place for."""
+    context, properties = record["context"], record["properties"]
+    return {
+        **record,
+        "searchQuery": "flights for Ana Lopez to Lima",
+        "ana.lopez@example.org": True,
+        "integrations": {"All": True, "Mixpanel": False},
+        "sentAt": None,  # a key without a value carries nothing: not counted
+        "context": {
+            **context,
+            "ip": "203.0.113.7",
+            "traits": {**context["traits"], "name": "Ana Lopez"},
+            "consent": {**context["consent"], "agentNote": "said yes, ask Marta"},
+        },
+        "properties": {**properties, "note": "called about her divorce"},
+    }
+
+
+def test_ndjson_fields_outside_the_event_shape_are_counted_and_never_stored(
+    sample: Sample, fresh_target: Callable[[], Target], audience: Callable[..., Run], tmp_path: Path
+) -> None:
+    records = [json.loads(line) for line in sample.file("ndjson").read_text().splitlines()[:50]]
+    plain_path, chatty_path = tmp_path / "plain.ndjson", tmp_path / "chatty.ndjson"
+    plain_path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    chatty_path.write_text("".join(json.dumps(with_fields_outside_the_shape(r)) + "\n" for r in records))
+    plain, chatty = fresh_target(), fresh_target()
+
+    plain_run = audience(str(plain_path), target=plain)
+    chatty_run = audience(str(chatty_path), target=chatty)
+
+    assert plain_run.code == chatty_run.code == 0, plain_run.err + chatty_run.err
+    assert "350 field(s) outside the event shape were dropped (nothing stored)" in chatty_run.out
+    assert "outside the event shape" not in plain_run.out
+    assert chatty_run.summary == plain_run.summary, "the known fields import as they do without the others"
+    assert chatty_run.summary["accepted"] > 0
+    assert chatty.event_ids() == plain.event_ids()
+    with chatty.runtime.engine.connect() as connection:
+        dump = " ".join(str(row) for row in connection.exec_driver_sql("SELECT * FROM events").fetchall())
+    shown = chatty_run.out + chatty_run.err
+    for secret in ("Lima", "Lopez", "lopez", "203.0.113.7", "divorce", "Marta", "Mixpanel"):
+        assert secret not in dump, secret
+        assert secret not in shown, secret
+    for key in ("searchQuery", "integrations", "agentNote", "sentAt"):
+        assert key not in shown, "a sender's key names are never shown"
