@@ -31,9 +31,10 @@ def select_where_in(
     connection = session.connection()
     driver: Any = connection.connection.dbapi_connection
     if connection.dialect.name == "postgresql":
-        sql = query.replace("?", "%s").format(**{"in": "= ANY(%s)"})
+        array, packed = _postgres_array(values)
+        sql = query.replace("?", "%s").format(**{"in": f"= ANY({array})"})
         with driver.cursor() as cursor:
-            cursor.execute(sql, (*params, list(values)))
+            cursor.execute(sql, (*params, packed))
             return [tuple(row) for row in cursor.fetchall()]
     rows: list[tuple[Any, ...]] = []
     cursor = driver.cursor()
@@ -45,6 +46,29 @@ def select_where_in(
     finally:
         cursor.close()
     return rows
+
+
+UNIT_SEPARATOR = "\x1f"
+
+
+def _postgres_array(values: Sequence[Any]) -> tuple[str, object]:
+    """The values as one packed text parameter, unpacked by the server, or as a list if they can't be.
+
+    psycopg adapts a list element by element in Python (about 18 µs per value measured on 50,000
+    event ids); joining them here and splitting them with ``string_to_array`` costs almost nothing.
+    """
+    first = values[0]
+    if isinstance(first, bytes):
+        return "ARRAY(SELECT decode(v, 'hex') FROM unnest(string_to_array(%s, ',')) AS v)", ",".join(
+            value.hex() for value in values
+        )
+    if isinstance(first, int) and not isinstance(first, bool):
+        return "string_to_array(%s, ',')::bigint[]", ",".join(map(str, values))
+    if isinstance(first, str):
+        packed = UNIT_SEPARATOR.join(values)
+        if packed.count(UNIT_SEPARATOR) == len(values) - 1:
+            return "string_to_array(%s, chr(31))", packed
+    return "%s", list(values)
 
 
 def frame_where_in(
