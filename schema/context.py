@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 from starlette.concurrency import run_in_threadpool
 
 from server.auth.principal import Principal
+from server.ingest.group_commit import GroupCommitter
 from server.runtime import Runtime, UnitOfWork
 
 T = TypeVar("T")
@@ -20,6 +21,7 @@ class Context:
     principal: Principal | None
     request_id: str
     log_fields: dict[str, Any] = field(default_factory=dict)
+    group_commit: GroupCommitter | None = None
 
     @property
     def caller(self) -> Principal:

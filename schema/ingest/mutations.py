@@ -21,6 +21,7 @@ from schema.ingest.types import (
 )
 from server.auth.principal import Role
 from server.ingest.attributes import ATTRIBUTE_MESSAGES, ATTRIBUTE_SCHEMA, AttributeResult, upsert_attributes
+from server.ingest.group_commit import GroupKey
 from server.ingest.service import CheckedEvents, IngestResult, check_events, ingest_checked
 from server.ingest.setup import guardrails_from, validation_context
 from server.ingest.vocabulary import REJECT_MESSAGES, RejectCode
@@ -98,10 +99,17 @@ class IngestMutations:
 
         checked, dropped_fields = await run_in_threadpool(check)
 
-        def work(unit: UnitOfWork) -> IngestResult:
-            return ingest_checked(unit, checked, source=source, guardrails=guardrails_from(settings))
+        guardrails = guardrails_from(settings)
+        group_commit = info.context.group_commit
+        if group_commit is not None:
+            result = await group_commit.ingest(GroupKey(source, principal.actor), checked, guardrails)
+        else:
 
-        return _payload(await info.context.run(work), for_partner=partner_id is not None, dropped_fields=dropped_fields)
+            def work(unit: UnitOfWork) -> IngestResult:
+                return ingest_checked(unit, checked, source=source, guardrails=guardrails)
+
+            result = await info.context.run(work)
+        return _payload(result, for_partner=partner_id is not None, dropped_fields=dropped_fields)
 
     @strawberry.mutation(
         extensions=ADMIN,

@@ -24,6 +24,7 @@ from schema.context import Context
 from schema.errors import shape_errors
 from server.auth import api_keys
 from server.auth.principal import Principal
+from server.ingest.group_commit import GroupCommitter
 from server.runtime import Runtime
 
 BEARER = "bearer "
@@ -34,6 +35,7 @@ class StrawberryView(GraphQL[Context, None]):
         super().__init__(**options)
         self.runtime = runtime
         self.known_names = schema_names(options["schema"])
+        self.group_commit = GroupCommitter(runtime, max_events=runtime.settings.ingest_max_batch)
 
     def decode_json(self, data: str | bytes) -> object:
         """orjson: a batch of 1,000 events is a megabyte of JSON, decoded on the event loop."""
@@ -52,6 +54,7 @@ class StrawberryView(GraphQL[Context, None]):
             principal=principal,
             request_id=state.get("request_id", "-"),
             log_fields=state.get("log_fields", {}),
+            group_commit=self.group_commit,
         )
 
     async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:
