@@ -11,8 +11,8 @@ dropped after), each figure is printed beside its baseline:
         events table's columns by ``server.storage.bulk.bulk_insert`` (the product's own insert),
         no validation, no identities, no consent, no crypto: (a)/(b) is the price of privacy
     (c) ``ingestEvents`` over HTTP (a real ``audience serve``, one worker), batches of 1,000
-        Segment-shaped events: half of them posted one after the other on one connection, the
-        other half from ``--clients`` connections at once (several sources sending together)
+        Segment-shaped events of two populations alike: one posted one batch after the other on
+        one connection, the other from ``--clients`` connections at once (senders sending together)
     (d) the same JSON, split and posted the same way, to a bare Starlette endpoint (one uvicorn
         worker) that flattens it and bulk-inserts it into the plain table
 
@@ -73,6 +73,7 @@ from server.storage.bulk import bulk_insert
 from server.storage.engine import build_engine
 from server.storage.upsert import table_of
 from server.taxonomy import load_taxonomy
+from server.taxonomy.taxonomy import Taxonomy
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "AUDIENCE_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -222,10 +223,20 @@ def post_batches(
     return time.perf_counter() - started
 
 
-def halves(batches: list[Any]) -> tuple[list[Any], list[Any]]:
-    """Different events for the one-connection run and the concurrent run (a replay would be a no-op)."""
-    middle = len(batches) // 2
-    return batches[:middle], batches[middle:]
+HttpBatches = tuple[list[list[dict[str, Any]]], list[list[dict[str, Any]]]]
+
+
+def http_batches(people: int, now: datetime, taxonomy: Taxonomy) -> HttpBatches:
+    """Two populations alike (other seeds than the file's, so (c) creates subjects as (a) does):
+    one for the one-connection run, one for the concurrent run. Not two halves of one timeline,
+    whose second half would be later events of the same people (logins, merges): other work."""
+
+    def batches(seed: int) -> list[list[dict[str, Any]]]:
+        events = generate_population(people=people, seed=seed, end=now, taxonomy=taxonomy).events
+        records = segment_shape(events.lazy()).collect().to_dicts()
+        return [records[i : i + HTTP_BATCH] for i in range(0, len(records), HTTP_BATCH)]
+
+    return batches(2), batches(3)
 
 
 def base_environment(url: str, directory: Path, keyring: Keyring, port: int) -> dict[str, str]:
@@ -240,7 +251,7 @@ def base_environment(url: str, directory: Path, keyring: Keyring, port: int) -> 
 
 
 def graphql_ingest(
-    runtime: Runtime, url: str, directory: Path, keyring: Keyring, batches: list[Any], clients: int
+    runtime: Runtime, url: str, directory: Path, keyring: Keyring, batches: HttpBatches, clients: int
 ) -> tuple[float, float]:
     with runtime.unit_of_work(SYSTEM_ACTOR) as unit:
         token = api_keys.create_key(unit.session, role=Role.ADMIN, label="bench", now=unit.clock()).token
@@ -248,7 +259,7 @@ def graphql_ingest(
     environment = base_environment(url, directory, keyring, port)
     command = [sys.executable, "-m", "server.cli.main", "serve"]
     endpoint = f"http://127.0.0.1:{port}/graphql"
-    one, many = halves(batches)
+    one, many = batches
     with server(command, environment, f"http://127.0.0.1:{port}/healthz"):
         return (
             post_batches(endpoint, one, token=token, graphql=True),
@@ -256,12 +267,12 @@ def graphql_ingest(
         )
 
 
-def bare_ingest(url: str, directory: Path, keyring: Keyring, batches: list[Any], clients: int) -> tuple[float, float]:
+def bare_ingest(url: str, directory: Path, keyring: Keyring, batches: HttpBatches, clients: int) -> tuple[float, float]:
     port = free_port()
     environment = base_environment(url, directory, keyring, port)
     command = [sys.executable, __file__, "--serve-bare", url, "--port", str(port)]
     endpoint = f"http://127.0.0.1:{port}/events"
-    one, many = halves(batches)
+    one, many = batches
     with server(command, environment, f"http://127.0.0.1:{port}/healthz"):
         return (
             post_batches(endpoint, one, token=None, graphql=False),
@@ -324,7 +335,7 @@ class Figures:
 
 
 def run_backend(
-    backend: str, parquet: Path, http_batches: list[Any], keyring: Keyring, *, http: bool, clients: int
+    backend: str, parquet: Path, batches: HttpBatches, keyring: Keyring, *, http: bool, clients: int
 ) -> Figures:
     with tempfile.TemporaryDirectory(prefix=f"bench-{backend}-") as raw, database(backend, Path(raw)) as url:
         directory = Path(raw)
@@ -334,9 +345,9 @@ def run_backend(
             _, import_seconds = file_import(runtime, parquet)
             http_figures: list[HttpFigures] = []
             if http:
-                one, many = (sum(len(b) for b in half) for half in halves(http_batches))
-                bare_one, bare_many = bare_ingest(url, directory, keyring, http_batches, clients)
-                graphql_one, graphql_many = graphql_ingest(runtime, url, directory, keyring, http_batches, clients)
+                one, many = (sum(len(b) for b in half) for half in batches)
+                bare_one, bare_many = bare_ingest(url, directory, keyring, batches, clients)
+                graphql_one, graphql_many = graphql_ingest(runtime, url, directory, keyring, batches, clients)
                 http_figures = [
                     HttpFigures(1, one / graphql_one, one / bare_one),
                     HttpFigures(clients, many / graphql_many, many / bare_many),
@@ -409,15 +420,12 @@ def main() -> None:
         if arguments.profile:
             profile_import(parquet, keyring, top=30)
             return
-        # Other people for HTTP, so (c) creates subjects as (a) does rather than finding them.
-        http_people = max(1, arguments.http_events // EVENTS_PER_PERSON)
-        http_events = generate_population(people=http_people, seed=2, end=now, taxonomy=taxonomy).events
-        records = segment_shape(http_events.lazy()).collect().to_dicts()
-        batches = [records[i : i + HTTP_BATCH] for i in range(0, len(records), HTTP_BATCH)]
+        batches = http_batches(max(1, arguments.http_events // EVENTS_PER_PERSON // 2), now, taxonomy)
+        http_total = sum(len(batch) for half in batches for batch in half)
         print(
             f"ingest bench: {platform.python_version()} on {platform.machine()}, {os.cpu_count()} CPUs, "
             f"polars {pl.__version__}; file {pl.scan_parquet(parquet).select(pl.len()).collect().item():,} events "
-            f"in chunks of {CHUNK:,}; HTTP {len(records):,} events in batches of {HTTP_BATCH:,}"
+            f"in chunks of {CHUNK:,}; HTTP {http_total:,} events in batches of {HTTP_BATCH:,}"
         )
         figures = [
             run_backend(backend, parquet, batches, keyring, http=not arguments.no_http, clients=arguments.clients)
