@@ -22,6 +22,7 @@ from server.storage.upsert import table_of
 
 SQLITE_TIMESTAMP = "%Y-%m-%d %H:%M:%S%.6f"
 POSTGRES_TIMESTAMP = "%Y-%m-%d %H:%M:%S%.6f"
+PIPELINED_UPSERT_ROWS = 2_000
 
 
 def bulk_insert(session: Session, model: type[Base], frame: pl.DataFrame, *, ignore_conflicts: bool = True) -> None:
@@ -93,12 +94,17 @@ def _copy_postgres(
         pl.col(pl.Binary).bin.encode("hex").map_batches(lambda s: "\\x" + s, return_dtype=pl.String),
         pl.col(pl.Boolean).cast(pl.String),
     )
-    buffer = io.BytesIO()
-    formatted.write_csv(buffer, include_header=False, null_value="\\N", quote_style="necessary")
-    data = buffer.getvalue()
     names = ", ".join(frame.columns)
-    options = "WITH (FORMAT csv, NULL '\\N')"
     with driver.cursor() as cursor:  # type: ignore[attr-defined]
+        if on_conflict and frame.height <= PIPELINED_UPSERT_ROWS:
+            # Few rows: one pipelined executemany beats creating and dropping a staging table.
+            marks = ", ".join(["%s"] * len(frame.columns))
+            cursor.executemany(f"INSERT INTO {table} ({names}) VALUES ({marks}) {on_conflict}", formatted.rows())
+            return
+        buffer = io.BytesIO()
+        formatted.write_csv(buffer, include_header=False, null_value="\\N", quote_style="necessary")
+        data = buffer.getvalue()
+        options = "WITH (FORMAT csv, NULL '\\N')"
         if on_conflict:
             _through_staging(cursor, table, names, options, data, on_conflict)
             return
