@@ -103,22 +103,20 @@ def may_use(state: Mapping[ConsentKey, ConsentStatus], purpose: Purpose, *, part
     return shared is not None and shared.granted
 
 
-def merged_state(
-    first: Mapping[ConsentKey, ConsentStatus], second: Mapping[ConsentKey, ConsentStatus]
-) -> dict[ConsentKey, ConsentStatus]:
-    """Consent of two subjects found to be one person: the most restrictive state wins, unless
-    an explicit grant is later than every withdrawal. A key one side never granted is not granted."""
+def merged_state(*states: Mapping[ConsentKey, ConsentStatus]) -> dict[ConsentKey, ConsentStatus]:
+    """Consent of subjects found to be one person: the most restrictive state wins, unless an
+    explicit grant is later than every withdrawal. A key one side never granted is not granted.
+
+    Taken over all sides at once, in any order: which subject survives a merge, and in which
+    order its losers come, changes nothing, dates included (a merged status is dated by the
+    latest statement it merges). Folding two at a time is not the same for three or more sides
+    — a side without the key turns into a dated withdrawal that a later grant of a third side
+    would outrank — so a merge passes every side in one call.
+    """
     merged: dict[ConsentKey, ConsentStatus] = {}
-    for key in first.keys() | second.keys():
-        a, b = first.get(key), second.get(key)
-        if a is not None and b is not None and a.granted and b.granted:
-            merged[key] = a if a.since >= b.since else b
-            continue
-        withdrawals = [s.since for s in (a, b) if s is not None and not s.granted]
-        grants = [s.since for s in (a, b) if s is not None and s.granted]
-        if withdrawals and grants and max(grants) > max(withdrawals):
-            merged[key] = ConsentStatus(True, max(grants))
-        else:
-            latest = max(s.since for s in (a, b) if s is not None)
-            merged[key] = ConsentStatus(False, latest)
+    for key in set[ConsentKey]().union(*states):
+        present = [state[key] for state in states if key in state]
+        # The latest status decides; at the same time, a withdrawal outranks a grant.
+        latest = max(present, key=lambda status: (status.since, not status.granted))
+        merged[key] = ConsentStatus(latest.granted and len(present) == len(states), latest.since)
     return merged

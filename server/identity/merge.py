@@ -15,7 +15,7 @@ from datetime import datetime
 from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.orm import Session
 
-from privacy.consent import ConsentEntry, ConsentKey, ConsentStatus, LegalBasis, merged_state
+from privacy.consent import ConsentEntry, LegalBasis, merged_state
 from server.consent import service as consent
 from server.identity.rebuilds import RebuildReason, mark_for_rebuild
 from server.privacy_kit import PrivacyKit
@@ -94,32 +94,26 @@ def merge_subjects(unit: UnitOfWork, pairs: Sequence[tuple[int, int]], *, reason
 
 
 def _merge_consent(session: Session, pairs: Sequence[tuple[int, int]], now: datetime) -> None:
-    """Where the merged state differs from the winner's, a ledger entry records the change."""
-    changes: list[tuple[int, ConsentEntry]] = []
+    """The winner's state becomes the merged state of all the sides, whichever of them won.
+
+    Each status that differs from the winner's own (in grant or in date) is recorded in the
+    ledger, dated by the latest statement it merges, never by when we processed it: a later
+    explicit statement still wins, an older one does not. That date is never older than the
+    winner's, so the entry always moves the state. All of a winner's losers are merged in one
+    call (``merged_state`` is not a fold), so their order does not matter either.
+    """
     states = consent.current_states(session, sorted({s for pair in pairs for s in pair}))
-    merged_winners: dict[int, dict[ConsentKey, ConsentStatus]] = {}
+    losers_of: dict[int, list[int]] = {}
     for winner, loser in pairs:
-        before = merged_winners.get(winner, states.get(winner, {}))
-        after = merged_state(before, states.get(loser, {}))
-        merged_winners[winner] = after
-    for winner, after in merged_winners.items():
+        losers_of.setdefault(winner, []).append(loser)
+    changes: list[tuple[int, ConsentEntry]] = []
+    for winner, losers in losers_of.items():
         before = states.get(winner, {})
-        # Dated by the statements it merges (never by when we processed it), and no earlier than the
-        # state it supersedes: a later explicit statement still wins, an older one does not.
+        after = merged_state(before, *(states.get(loser, {}) for loser in losers))
         changes.extend(
-            (
-                winner,
-                ConsentEntry(
-                    key,
-                    status.granted,
-                    LegalBasis.CONSENT,
-                    MERGE_SOURCE,
-                    "merge",
-                    max(status.since, before[key].since) if key in before else status.since,
-                ),
-            )
+            (winner, ConsentEntry(key, status.granted, LegalBasis.CONSENT, MERGE_SOURCE, "merge", status.since))
             for key, status in after.items()
-            if before.get(key) is None or before[key].granted != status.granted
+            if before.get(key) != status
         )
     consent.record_many(session, changes)
 

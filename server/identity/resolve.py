@@ -226,7 +226,7 @@ def plan(
     per_component = subject_components.group_by("component").agg(pl.col("subject_id").sort())
     multi = per_component.filter(pl.col("subject_id").list.len() > 1)
     identity_counts = rows_per_subject(session, IdentityRow, multi.explode("subject_id")["subject_id"].to_list())
-    created = _created_order(session, multi)
+    seniority = _seniority(session, multi)
 
     merges: list[Merge] = []
     refused: set[int] = set()
@@ -239,7 +239,7 @@ def plan(
         if len(subjects) > guardrails.max_subjects_per_merge or total > guardrails.max_identities_after_merge:
             refused.add(component)
             continue
-        ordered = sorted(subjects, key=lambda s: (created.get(s, EARLIEST), s))
+        ordered = sorted(subjects, key=lambda s: seniority.get(s, (EARLIEST, b"", s)))
         winner_of[component] = ordered[0]
         merges.append(Merge(winner=ordered[0], losers=tuple(ordered[1:])))
 
@@ -251,7 +251,7 @@ def plan(
         subject_id=pl.col("component").replace_strict(winner_of, default=None, return_dtype=pl.Int64)
     )
     if refused:
-        assigned = _assign_refused(assigned, pairs, node_subject, refused)
+        assigned = _assign_refused(assigned, pairs, node_subject, refused, seniority)
     new_identities, limit_hits = _new_identities(
         pairs, assigned, prepared.hashed_current, node_subject, guardrails, refused, session
     )
@@ -285,29 +285,55 @@ def _components(
     return labels[:row_count], labels[subject_offset:]
 
 
-def _created_order(session: Session, multi: pl.DataFrame) -> dict[int, datetime]:
+def _seniority(session: Session, multi: pl.DataFrame) -> dict[int, tuple[datetime, bytes, int]]:
+    """How the subjects of a merge rank (smallest first): the earliest created wins, and among
+    subjects created together (by one batch) the one with the smallest stored pseudonym.
+
+    Not the subject id: ids are random, so a winner picked by id changed from run to run, and
+    with it whose PII and traits were kept and, for a refused merge, which subject a record
+    without a known identifier went to. Read with the creation times in one query, and from the
+    database rather than the batch, so both plans of a batch rank the same subjects the same way.
+    """
     ids = multi.explode("subject_id")["subject_id"].to_list() if multi.height else []
-    schema = pl.Schema({"id": pl.Int64(), "created_at": pl.Datetime("us", "UTC")})
-    found = frame_where_in(session, "SELECT id, created_at FROM subjects WHERE id {in}", ids, schema)
-    return dict(found.iter_rows())
+    schema = pl.Schema({"id": pl.Int64(), "created_at": pl.Datetime("us", "UTC"), "pseudonym": pl.Binary()})
+    found = frame_where_in(
+        session,
+        "SELECT s.id, s.created_at, i.pseudonym FROM subjects s LEFT JOIN identities i ON i.subject_id = s.id"
+        " WHERE s.id {in}",
+        ids,
+        schema,
+    )
+    ranked = found.group_by("id").agg(pl.col("created_at").first(), pl.col("pseudonym").min().fill_null(b""))
+    return {subject: (created_at, pseudonym, subject) for subject, created_at, pseudonym in ranked.iter_rows()}
 
 
 def _assign_refused(
-    assigned: pl.DataFrame, pairs: pl.DataFrame, node_subject: pl.DataFrame, refused: set[int]
+    assigned: pl.DataFrame,
+    pairs: pl.DataFrame,
+    node_subject: pl.DataFrame,
+    refused: set[int],
+    seniority: Mapping[int, tuple[datetime, bytes, int]],
 ) -> pl.DataFrame:
-    """In a refused merge each record keeps the subject of its most specific known identifier."""
+    """In a refused merge each record keeps the subject of its most specific known identifier; a
+    record with none goes to the most senior (``_seniority``) of the subjects the others keep."""
     priority = pl.col("kind").replace_strict(KIND_PRIORITY, return_dtype=pl.Int64)
+    ordered = sorted(seniority, key=seniority.__getitem__)
+    rank = pl.DataFrame(
+        {"subject_id": ordered, "rank": range(len(ordered))}, schema={"subject_id": pl.Int64, "rank": pl.Int64}
+    )
     best = (
         pairs.join(node_subject, on="node", how="inner")
-        .sort(priority, "subject_id")
+        .join(rank, on="subject_id", how="left")
+        .sort(priority, "rank", nulls_last=True)
         .group_by(ROW, maintain_order=True)
         .agg(pl.col("subject_id").first().alias("own_subject"))
     )
     fallback = (
         assigned.filter(pl.col("component").is_in(list(refused)))
         .join(best, on=ROW, how="left")
+        .join(rank, left_on="own_subject", right_on="subject_id", how="left")
         .group_by("component")
-        .agg(pl.col("own_subject").drop_nulls().min().alias("fallback"))
+        .agg(pl.col("own_subject").sort_by("rank").drop_nulls().first().alias("fallback"))
     )
     return (
         assigned.join(best, on=ROW, how="left")
@@ -345,9 +371,15 @@ def _new_identities(
     if unseen.height == 0:
         return _empty_identities(), 0
     existing_per_kind = _existing_per_kind(session, unseen["subject_id"].unique().to_list())
-    ranked = unseen.join(existing_per_kind, on=["subject_id", "kind"], how="left").with_columns(
-        rank=pl.int_range(pl.len()).over("subject_id", "kind") + pl.col("existing").fill_null(0),
-        cap=pl.col("kind").replace_strict(dict(guardrails.max_per_kind), return_dtype=pl.Int64),
+    # Within a cap the first seen are linked: nodes are numbered in order of appearance, and the
+    # joins above keep no order of their own.
+    ranked = (
+        unseen.join(existing_per_kind, on=["subject_id", "kind"], how="left")
+        .sort("node")
+        .with_columns(
+            rank=pl.int_range(pl.len()).over("subject_id", "kind") + pl.col("existing").fill_null(0),
+            cap=pl.col("kind").replace_strict(dict(guardrails.max_per_kind), return_dtype=pl.Int64),
+        )
     )
     kept = ranked.filter(pl.col("rank") < pl.col("cap"))
     return (

@@ -114,12 +114,18 @@ def decide(rows: pl.DataFrame, existing: pl.DataFrame, *, source: str, now: date
     """
     said = statements(rows, now)
     keys = ["subject_id", "purpose", "partner_id"]
+    stated = pl.col(ROW).is_not_null()
+    # Ties are broken by meaning, never by row order: at the same time the stored state comes
+    # first (a statement is not older than it, the rule of ``effective`` below), and of several
+    # statements only the most restrictive stays, so a grant and a withdrawal made at the same
+    # moment leave the withdrawal in either order, and the ledger never two entries of one time.
     timeline = (
         pl.concat(
             [existing.with_columns(row=pl.lit(None, dtype=pl.UInt32)), said.select([*existing.columns, ROW])],
             how="diagonal",
         )
-        .sort([*keys, "at"], nulls_last=False)
+        .sort([*keys, "at", stated, pl.col("granted").not_()])
+        .filter(~(stated & pl.all_horizontal(pl.col(c).eq_missing(pl.col(c).shift(-1)) for c in [*keys, "at"])))
         .with_columns(previous=pl.col("granted").shift(1).over(keys))
     )
     changes = timeline.filter(

@@ -263,8 +263,10 @@ def _store(unit: UnitOfWork, checked: CheckedEvents, *, source: str, guardrails:
         allowed = allowed.drop("subject_id").join(final.rows, on=ROW, how="inner")
     ledger_new = _ledger_of_new_subjects(decision.ledger, resolved, first, final)
 
-    consent.record_frame(session, ledger_known)
+    # Merge first, then record the batch's statements: they are newer than either side's state, and
+    # merged after recording they would be weighed again against the losers' older state.
     merge_subjects(unit, [(m.winner, loser) for m in final.merges for loser in m.losers], reason="shared identifier")
+    consent.record_frame(session, ledger_known)
     store.create_subjects(session, final.new_subjects, unit.kit, now)
     consent.record_frame(session, ledger_new)
     store.insert_identities(session, final.new_identities, now)
@@ -296,6 +298,7 @@ def _ledger_of_new_subjects(
     mapping = (
         resolved.select(ROW, pl.col("subject_id").alias("first_subject"))
         .join(final.rows, on=ROW, how="inner")
+        .sort(ROW)  # "first" is the earliest record, whatever order the join produced
         .select("first_subject", "subject_id")
         .unique(subset="first_subject", keep="first", maintain_order=True)
     )
@@ -315,9 +318,7 @@ def _with_merged_states(session: Session, states: pl.DataFrame, merges: list[Mer
     by_subject = consent.current_states(session, involved)
     rows: list[tuple[object, ...]] = []
     for merge in merges:
-        merged = by_subject.get(merge.winner, {})
-        for loser in merge.losers:
-            merged = merged_state(merged, by_subject.get(loser, {}))
+        merged = merged_state(*(by_subject.get(side, {}) for side in (merge.winner, *merge.losers)))
         rows += [(merge.winner, k.purpose.value, k.partner_id, v.granted, v.since) for k, v in merged.items()]
     winners = [merge.winner for merge in merges]
     return pl.concat([states.filter(~pl.col("subject_id").is_in(winners)), consent_gate.current_states_frame(rows)])

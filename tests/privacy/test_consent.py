@@ -3,6 +3,7 @@ through another partner's grant, through an old entry replayed late, or through 
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -196,3 +197,33 @@ def test_merge_is_symmetric_and_never_grants_what_neither_side_had() -> None:
     assert merged == merged_state(second, first)
     assert merged == {ANALYTICS: status(False, 3), ConsentKey(ConsentPurpose.SHARING, ACME): status(True, 4)}
     assert PERSONALIZATION not in merged
+
+
+def test_a_merge_of_three_does_not_depend_on_which_side_is_listed_first() -> None:
+    """Two at a time, a side that never granted turned into a dated withdrawal that a third
+    side's later grant outranked — or did not, had the sides come in another order."""
+    never: dict[ConsentKey, ConsentStatus] = {}
+    early, late = {ANALYTICS: status(True, 1)}, {ANALYTICS: status(True, 5)}
+    expected = {ANALYTICS: status(False, 5)}
+    for order in itertools.permutations([never, early, late]):
+        assert merged_state(*order) == expected
+
+
+STATES = st.dictionaries(
+    st.sampled_from(KEYS), st.builds(status, st.booleans(), st.integers(min_value=0, max_value=3)), max_size=4
+)
+
+
+@given(sides=st.lists(STATES, min_size=2, max_size=4), data=st.data())
+def test_a_merged_state_is_the_same_whichever_subject_survives(
+    sides: list[dict[ConsentKey, ConsentStatus]], data: st.DataObject
+) -> None:
+    """Which side is the merge's winner (ids are random) changes no grant and no date."""
+    merged = merged_state(*sides)
+    assert merged_state(*data.draw(st.permutations(sides))) == merged
+    for key, result in merged.items():
+        present = [side[key] for side in sides if key in side]
+        assert result.since == max(s.since for s in present), "dated by the latest statement it merges"
+        if result.granted:
+            assert len(present) == len(sides), "a purpose one side never granted is not granted"
+            assert all(s.granted or s.since < result.since for s in present), "no withdrawal at or after it"
