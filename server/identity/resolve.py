@@ -126,18 +126,21 @@ class HashedIdentifiers:
     """Keyed hashes of a batch's identifiers under every key version: CPU work only, no database,
     so a file import computes them for the next chunk while the database stores this one."""
 
+    pairs: pl.DataFrame  # identifier_pairs of the records hashed
     digests: pl.DataFrame  # (kind, value, scope, key_version, digest)
 
 
 def hash_batch(frame: pl.DataFrame, kit: PrivacyKit) -> HashedIdentifiers:
-    unique = identifier_pairs(frame).select("kind", "value", "scope").unique()
+    pairs = identifier_pairs(frame)
+    unique = pairs.select("kind", "value", "scope").unique()
     return HashedIdentifiers(
+        pairs,
         pl.concat(
             unique.with_columns(
                 key_version=pl.lit(version, dtype=pl.Int64), digest=hash_identifiers(unique, kit, version)
             )
             for version in kit.pseudonymizer.versions
-        )
+        ),
     )
 
 
@@ -156,9 +159,11 @@ def prepare(
     session: Session, frame: pl.DataFrame, kit: PrivacyKit, hashed: HashedIdentifiers | None = None
 ) -> PreparedBatch:
     """Hash every identifier under every key version (or take ``hashed``) and find known and suppressed ones."""
-    pairs = identifier_pairs(frame)
+    hashed = hashed or hash_batch(frame, kit)
+    # The records of ``frame`` are among those hashed (duplicates of stored events are not).
+    pairs = hashed.pairs.join(frame.select(ROW), on=ROW, how="semi", maintain_order="left")
     unique = pairs.select("kind", "value", "scope").unique(maintain_order=True)
-    digests = (hashed or hash_batch(frame, kit)).digests
+    digests = hashed.digests
     versions = kit.pseudonymizer.versions
     current = kit.pseudonymizer.current_version
     hashed_by_version = [

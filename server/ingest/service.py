@@ -22,6 +22,7 @@ from server.identity.resolve import (
     Merge,
     Resolution,
     hash_batch,
+    identifier_pairs,
     plan,
     prepare,
 )
@@ -212,6 +213,7 @@ def _combined(batches: Sequence[CheckedEvents]) -> tuple[CheckedEvents, list[int
             for frame, offset in zip(frames, offsets, strict=True)
         )
 
+    valid = renumbered(b.valid for b in batches)
     combined = CheckedEvents(
         validated=ValidatedBatch(
             frame=renumbered(b.validated.frame for b in batches),
@@ -219,12 +221,13 @@ def _combined(batches: Sequence[CheckedEvents]) -> tuple[CheckedEvents, list[int
             dropped_labels=sum(b.validated.dropped_labels for b in batches),
             junk_identifiers=sum(b.validated.junk_identifiers for b in batches),
         ),
-        valid=renumbered(b.valid for b in batches),
+        valid=valid,
         rejected={
             row + offset: code for b, offset in zip(batches, offsets, strict=True) for row, code in b.rejected.items()
         },
         hashed=HashedIdentifiers(
-            pl.concat(b.hashed.digests for b in batches).unique(subset=["kind", "value", "scope", "key_version"])
+            identifier_pairs(valid),  # in the order one batch of all these records would have
+            pl.concat(b.hashed.digests for b in batches).unique(subset=["kind", "value", "scope", "key_version"]),
         ),
     )
     return combined, offsets
