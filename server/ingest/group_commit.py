@@ -30,7 +30,7 @@ class GroupKey:
     actor: Actor
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)  # compared by identity: a batch waits once
 class _Waiting:
     checked: CheckedEvents
     answer: asyncio.Future[IngestResult]
@@ -46,24 +46,40 @@ class GroupCommitter:
     async def ingest(self, key: GroupKey, checked: CheckedEvents, guardrails: IdentityGuardrails) -> IngestResult:
         mine = _Waiting(checked, asyncio.get_running_loop().create_future())
         self._waiting[key].append(mine)
-        async with self._writer:
-            # An earlier writer may have stored this batch with its group; if not, store the oldest
-            # waiting group of this key until this batch is among the stored. Shielded: a caller
-            # that goes away mid-store must not leave the others of its group without an answer.
-            while not mine.answer.done():
-                group = self._take(key)
-                await asyncio.shield(asyncio.ensure_future(self._store_and_answer(key, group, guardrails)))
+        try:
+            async with self._writer:
+                # An earlier writer may have stored this batch with its group; if not, store the
+                # oldest waiting group of this key until this batch is among the stored. Shielded: a
+                # caller that goes away mid-store must not leave the others of its group unanswered.
+                while not mine.answer.done():
+                    group = self._take(key)
+                    await asyncio.shield(asyncio.ensure_future(self._store_and_answer(key, group, guardrails)))
+        except asyncio.CancelledError:
+            self._withdraw(key, mine)  # gone before its turn: not stored on behalf of nobody
+            raise
         return await mine.answer
 
     async def _store_and_answer(self, key: GroupKey, group: list[_Waiting], guardrails: IdentityGuardrails) -> None:
-        try:
-            results = await run_in_threadpool(self._store, key, group, guardrails)
-        except Exception as error:  # noqa: BLE001 - each caller of the group gets the failure it would get alone
-            for waiting in group:
-                waiting.answer.set_exception(error)
-            return
-        for waiting, result in zip(group, results, strict=True):
-            waiting.answer.set_result(result)
+        """A group that fails is tried again one batch at a time: one bad batch fails only itself."""
+        attempts = [group] if len(group) == 1 else [group, *([waiting] for waiting in group)]
+        for attempt in attempts:
+            if all(waiting.answer.done() for waiting in attempt):
+                continue
+            try:
+                results = await run_in_threadpool(self._store, key, attempt, guardrails)
+            except Exception as error:  # noqa: BLE001 - the caller gets the failure it would get alone
+                if len(attempt) == 1:
+                    attempt[0].answer.set_exception(error)
+                continue
+            for waiting, result in zip(attempt, results, strict=True):
+                waiting.answer.set_result(result)
+
+    def _withdraw(self, key: GroupKey, mine: _Waiting) -> None:
+        queue = self._waiting.get(key, [])
+        if mine in queue:
+            queue.remove(mine)
+            if not queue:
+                del self._waiting[key]
 
     def _take(self, key: GroupKey) -> list[_Waiting]:
         queue = self._waiting[key]

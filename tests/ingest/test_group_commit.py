@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import Any
 
+import polars as pl
 import pytest
 from sqlalchemy import func, select
 
 from server.auth.principal import SYSTEM_ACTOR, Role
-from server.ingest.service import CheckedEvents, check_events, ingest_together
+from server.ingest.group_commit import GroupCommitter, GroupKey
+from server.ingest.service import CheckedEvents, IngestResult, check_events, ingest_together
 from server.ingest.setup import guardrails_from, validation_context
 from server.ingest.vocabulary import RejectCode
 from server.runtime import Runtime
@@ -84,3 +88,31 @@ def test_concurrent_batches_over_http_add_up_and_a_twin_batch_lands_once(live_se
     with live_server.runtime.sessions() as session:
         stored = session.scalar(select(func.count()).select_from(EventRow).where(EventRow.source == source))
     assert stored == 6 * 40
+
+
+def test_a_batch_that_fails_fails_alone_and_the_rest_of_its_group_lands(clocked: Runtime) -> None:
+    committer = GroupCommitter(clocked, max_events=10_000)
+    key, guardrails = GroupKey(SOURCE, SYSTEM_ACTOR), guardrails_from(clocked.settings)
+    first = checked(clocked, [event(anonymous_id="dev-first")])
+    good = checked(clocked, [event(anonymous_id="dev-good")])
+    # A batch the store cannot read (a column lost): it fails for real, inside the pass.
+    broken = checked(clocked, [event(anonymous_id="dev-bad")])
+    bad = replace(broken, valid=broken.valid.drop("channel"))
+
+    async def together() -> list[IngestResult | BaseException]:
+        # ``first`` takes the writer; ``good`` and ``bad`` wait and would be stored as one group.
+        return list(
+            await asyncio.gather(
+                committer.ingest(key, first, guardrails),
+                committer.ingest(key, good, guardrails),
+                committer.ingest(key, bad, guardrails),
+                return_exceptions=True,
+            )
+        )
+
+    stored_first, stored_good, failed = asyncio.run(together())
+    assert isinstance(stored_first, IngestResult)
+    assert isinstance(stored_good, IngestResult)
+    assert (stored_first.accepted, stored_good.accepted) == (1, 1)
+    assert isinstance(failed, pl.exceptions.PolarsError)
+    assert footprint(clocked) == (2, 2, 2)
