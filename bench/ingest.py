@@ -16,7 +16,7 @@ dropped after), each figure is printed beside its baseline:
     (d) the same JSON, split and posted the same way, to a bare Starlette endpoint (one uvicorn
         worker) that flattens it and bulk-inserts it into the plain table
 
-    python bench/ingest.py [--events 200000] [--http-events 50000] [--backends sqlite,postgresql] [--clients 4]
+    python bench/ingest.py [--events 1000000] [--http-events 50000] [--backends sqlite,postgresql] [--clients 4]
     python bench/ingest.py --profile            # cProfile of (a) on SQLite, top functions
 
 The people are fictitious (server.demo); the Parquet file lives in a temporary directory that
@@ -64,7 +64,7 @@ from server.demo import generate_population, segment_shape
 from server.demo.load import ensure_partners
 from server.gc_tuning import tune_for_throughput
 from server.ingest import store
-from server.ingest.files import EventFile, FileFormat, import_chunks
+from server.ingest.files import DEFAULT_CHUNK_SIZE, EventFile, FileFormat, import_chunks
 from server.runtime import Runtime, build_runtime
 from server.settings import Settings
 from server.storage import migrate
@@ -78,7 +78,7 @@ from server.taxonomy.taxonomy import Taxonomy
 POSTGRES_ADMIN_URL = os.environ.get(
     "AUDIENCE_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
-CHUNK = 50_000
+CHUNK = DEFAULT_CHUNK_SIZE  # as `audience import`
 HTTP_BATCH = 1_000
 EVENTS_PER_PERSON = 50  # the generator's mean
 
@@ -396,7 +396,7 @@ def profile_import(parquet: Path, keyring: Keyring, top: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--events", type=int, default=200_000, help="events in the file (about; default 200,000)")
+    parser.add_argument("--events", type=int, default=1_000_000, help="events in the file (about; default 1,000,000)")
     parser.add_argument("--http-events", type=int, default=50_000, help="events posted over HTTP (default 50,000)")
     parser.add_argument("--backends", default="sqlite,postgresql")
     parser.add_argument("--no-http", action="store_true", help="skip (c) and (d)")

@@ -47,7 +47,9 @@ from server.ingest.setup import guardrails_from, validation_context
 from server.ingest.vocabulary import REJECT_MESSAGES, RejectCode
 from server.runtime import Runtime
 
-DEFAULT_CHUNK_SIZE: Final = 50_000
+# Larger chunks amortize the per-pass lookups of people whose events span chunks: on a 600,000-event
+# file, 50,000 → 24.5 k events/s, 200,000 → 38.9 k/s, for 0.5 GB more peak memory (two chunks in flight).
+DEFAULT_CHUNK_SIZE: Final = 200_000
 BLOCK_BYTES: Final = 8 << 20
 """Arrow reads CSV and NDJSON in blocks of this size; an NDJSON line must fit in one block."""
 REQUIRED_COLUMN: Final = "message_id"
