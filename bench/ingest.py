@@ -255,28 +255,39 @@ def graphql_ingest(
 ) -> tuple[float, float]:
     with runtime.unit_of_work(SYSTEM_ACTOR) as unit:
         token = api_keys.create_key(unit.session, role=Role.ADMIN, label="bench", now=unit.clock()).token
-    port = free_port()
-    environment = base_environment(url, directory, keyring, port)
     command = [sys.executable, "-m", "server.cli.main", "serve"]
-    endpoint = f"http://127.0.0.1:{port}/graphql"
-    one, many = batches
-    with server(command, environment, f"http://127.0.0.1:{port}/healthz"):
-        return (
-            post_batches(endpoint, one, token=token, graphql=True),
-            post_batches(endpoint, many, token=token, graphql=True, clients=clients),
-        )
+    return post_both_ways(command, "/graphql", url, directory, keyring, batches, clients, token=token, graphql=True)
 
 
 def bare_ingest(url: str, directory: Path, keyring: Keyring, batches: HttpBatches, clients: int) -> tuple[float, float]:
+    command = [sys.executable, __file__, "--serve-bare", url]
+    return post_both_ways(command, "/events", url, directory, keyring, batches, clients, token=None, graphql=False)
+
+
+def post_both_ways(
+    command: list[str],
+    path: str,
+    url: str,
+    directory: Path,
+    keyring: Keyring,
+    batches: HttpBatches,
+    clients: int,
+    *,
+    token: str | None,
+    graphql: bool,
+) -> tuple[float, float]:
+    """Seconds for the first population on one connection and the second from ``clients`` at once."""
     port = free_port()
-    environment = base_environment(url, directory, keyring, port)
-    command = [sys.executable, __file__, "--serve-bare", url, "--port", str(port)]
-    endpoint = f"http://127.0.0.1:{port}/events"
+    endpoint = f"http://127.0.0.1:{port}{path}"
     one, many = batches
-    with server(command, environment, f"http://127.0.0.1:{port}/healthz"):
+    with server(
+        [*command, "--port", str(port)],
+        base_environment(url, directory, keyring, port),
+        f"http://127.0.0.1:{port}/healthz",
+    ):
         return (
-            post_batches(endpoint, one, token=None, graphql=False),
-            post_batches(endpoint, many, token=None, graphql=False, clients=clients),
+            post_batches(endpoint, one, token=token, graphql=graphql),
+            post_batches(endpoint, many, token=token, graphql=graphql, clients=clients),
         )
 
 
