@@ -27,19 +27,7 @@ PIPELINED_UPSERT_ROWS = 2_000
 
 def bulk_insert(session: Session, model: type[Base], frame: pl.DataFrame, *, ignore_conflicts: bool = True) -> None:
     """Insert every row of ``frame`` (columns named as the table's) in the caller's transaction."""
-    if frame.height == 0:
-        return
-    table = table_of(model)
-    columns = [column for column in frame.columns if column in table.c]
-    frame = frame.select(columns)
-    connection = session.connection()
-    driver = connection.connection.dbapi_connection
-    if driver is None:
-        raise RuntimeError("no driver connection")
-    if connection.dialect.name == "postgresql":
-        _copy_postgres(driver, table.name, frame, ignore_conflicts=ignore_conflicts)
-    else:
-        _executemany_sqlite(driver, table.name, frame, ignore_conflicts=ignore_conflicts)
+    _write(session, model, frame, ignore_conflicts=ignore_conflicts)
 
 
 def bulk_upsert(session: Session, model: type[Base], frame: pl.DataFrame, *, keys: Sequence[str], newer: str) -> None:
@@ -48,25 +36,32 @@ def bulk_upsert(session: Session, model: type[Base], frame: pl.DataFrame, *, key
     The comparison runs in the database, so there is no read-then-write window, and a stale row
     (an older statement arriving late) never overwrites a newer one.
     """
-    if frame.height == 0:
-        return
     table = table_of(model)
-    columns = [column for column in frame.columns if column in table.c]
-    updated = [column for column in columns if column not in keys]
+    updated = [column for column in frame.columns if column in table.c and column not in keys]
     conflict = (
         f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET "
         + ", ".join(f"{column} = excluded.{column}" for column in updated)
         + f" WHERE excluded.{newer} >= {table.name}.{newer}"
     )
+    _write(session, model, frame, ignore_conflicts=False, on_conflict=conflict)
+
+
+def _write(
+    session: Session, model: type[Base], frame: pl.DataFrame, *, ignore_conflicts: bool, on_conflict: str = ""
+) -> None:
+    """The table's columns of ``frame``, on the session's own driver connection, in its transaction."""
+    if frame.height == 0:
+        return
+    table = table_of(model)
+    frame = frame.select([column for column in frame.columns if column in table.c])
     connection = session.connection()
     driver = connection.connection.dbapi_connection
     if driver is None:
         raise RuntimeError("no driver connection")
-    frame = frame.select(columns)
     if connection.dialect.name == "postgresql":
-        _copy_postgres(driver, table.name, frame, ignore_conflicts=True, on_conflict=conflict)
+        _copy_postgres(driver, table.name, frame, ignore_conflicts=ignore_conflicts, on_conflict=on_conflict)
     else:
-        _executemany_sqlite(driver, table.name, frame, ignore_conflicts=False, on_conflict=conflict)
+        _executemany_sqlite(driver, table.name, frame, ignore_conflicts=ignore_conflicts, on_conflict=on_conflict)
 
 
 def _executemany_sqlite(

@@ -1,8 +1,8 @@
 """Membership lookups over many values, sent to the driver as they are.
 
 SQLAlchemy renders a large ``IN`` list by expanding it at every execution, which costs more
-than the query on a batch of thousands of keys. Here PostgreSQL gets one array parameter
-(``= ANY(%s)``) and SQLite one placeholder per value, in chunks.
+than the query on a batch of thousands of keys. Here PostgreSQL gets ``= ANY`` of one parameter
+(``_postgres_array``) and SQLite one placeholder per value, in chunks.
 """
 
 from __future__ import annotations
