@@ -83,14 +83,9 @@ def statements(rows: pl.DataFrame, now: datetime) -> pl.DataFrame:
     return pl.concat([per_purpose, gpc_only, sharing])
 
 
+# The stored state as the gate reads it: ``since`` is called ``at``, like a statement's time.
 STATE_SCHEMA = pl.Schema(
-    {
-        "subject_id": pl.Int64(),
-        "purpose": pl.String(),
-        "partner_id": pl.Int64(),
-        "granted": pl.Boolean(),
-        "at": pl.Datetime("us", "UTC"),
-    }
+    {"at" if name == "since" else name: dtype for name, dtype in consent.STATE_FRAME_SCHEMA.items()}
 )
 
 

@@ -6,7 +6,7 @@ never commits: the caller's unit of work does, so a batch lands whole or not at 
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from itertools import accumulate
 
@@ -143,8 +143,8 @@ def ingest_together(
     back; a batch's answer counts only its own records. Merges, refused merges and identity-limit
     hits belong to the pass, not to a record, and are reported on the first batch of the pass.
     """
-    combined, offsets = _combined(batches)
-    outcome = _store(unit, combined, source=source, guardrails=guardrails)
+    valid, rejected, hashed, offsets = _combined(batches)
+    outcome = _store(unit, valid, rejected, hashed, source=source, guardrails=guardrails)
     results: list[IngestResult] = []
     for position, (batch, offset) in enumerate(zip(batches, offsets, strict=True)):
         result = outcome.result_for(batch, offset, first=position == 0)
@@ -201,43 +201,39 @@ class _Outcome:
         )
 
 
-def _combined(batches: Sequence[CheckedEvents]) -> tuple[CheckedEvents, list[int]]:
-    """One batch whose records are the batches' records, numbered on; and where each batch starts."""
+def _combined(
+    batches: Sequence[CheckedEvents],
+) -> tuple[pl.DataFrame, dict[int, RejectCode], HashedIdentifiers, list[int]]:
+    """The batches' valid records, rejections and hashes, numbered on as one; and where each batch starts."""
     if len(batches) == 1:
-        return batches[0], [0]
+        return batches[0].valid, batches[0].rejected, batches[0].hashed, [0]
     offsets = list(accumulate((b.validated.frame.height for b in batches[:-1]), initial=0))
-
-    def renumbered(frames: Iterable[pl.DataFrame]) -> pl.DataFrame:
-        return pl.concat(
-            frame.with_columns(pl.col(ROW) + pl.lit(offset, dtype=pl.UInt32))
-            for frame, offset in zip(frames, offsets, strict=True)
-        )
-
-    valid = renumbered(b.valid for b in batches)
-    combined = CheckedEvents(
-        validated=ValidatedBatch(
-            frame=renumbered(b.validated.frame for b in batches),
-            dropped_topics=sum(b.validated.dropped_topics for b in batches),
-            dropped_labels=sum(b.validated.dropped_labels for b in batches),
-            junk_identifiers=sum(b.validated.junk_identifiers for b in batches),
-        ),
-        valid=valid,
-        rejected={
-            row + offset: code for b, offset in zip(batches, offsets, strict=True) for row, code in b.rejected.items()
-        },
-        hashed=HashedIdentifiers(
-            identifier_pairs(valid),  # in the order one batch of all these records would have
-            pl.concat(b.hashed.digests for b in batches).unique(subset=["kind", "value", "scope", "key_version"]),
-        ),
+    valid = pl.concat(
+        b.valid.with_columns(pl.col(ROW) + pl.lit(offset, dtype=pl.UInt32))
+        for b, offset in zip(batches, offsets, strict=True)
     )
-    return combined, offsets
+    rejected = {
+        row + offset: code for b, offset in zip(batches, offsets, strict=True) for row, code in b.rejected.items()
+    }
+    hashed = HashedIdentifiers(
+        identifier_pairs(valid),  # in the order one batch of all these records would have
+        pl.concat(b.hashed.digests for b in batches).unique(subset=["kind", "value", "scope", "key_version"]),
+    )
+    return valid, rejected, hashed, offsets
 
 
-def _store(unit: UnitOfWork, checked: CheckedEvents, *, source: str, guardrails: IdentityGuardrails) -> _Outcome:
+def _store(
+    unit: UnitOfWork,
+    valid: pl.DataFrame,
+    rejected_before: dict[int, RejectCode],
+    hashed: HashedIdentifiers,
+    *,
+    source: str,
+    guardrails: IdentityGuardrails,
+) -> _Outcome:
     session, now = unit.session, unit.clock()
     serialize_identity_writes(session)
-    valid = checked.valid
-    rejected = dict(checked.rejected)
+    rejected = dict(rejected_before)
     stored = store.already_stored(session, source, valid["message_id"].to_list())
     fresh = pl.col("message_id").is_first_distinct()
     if stored:
@@ -245,7 +241,7 @@ def _store(unit: UnitOfWork, checked: CheckedEvents, *, source: str, guardrails:
     candidates = valid.filter(fresh)
     duplicate_rows = valid.filter(~fresh)[ROW]
 
-    prepared = prepare(session, candidates, unit.kit, checked.hashed)
+    prepared = prepare(session, candidates, unit.kit, hashed)
     first = plan(session, prepared, guardrails)
     rejected.update(dict.fromkeys(first.suppressed_rows.to_list(), RejectCode.SUPPRESSED))
     resolved = candidates.join(first.rows, on=ROW, how="inner")
