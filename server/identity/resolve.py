@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from privacy.identifiers import IdentifierKind
 from server.ingest.validate import IDENTIFIER_COLUMNS, ROW
 from server.privacy_kit import PrivacyKit
-from server.storage.lookup import frame_where_in, rows_per_subject, select_where_in
+from server.storage.lookup import frame_where_in, select_where_in
 from server.storage.tables import IdentityRow, SuppressionRow
 
 EARLIEST = datetime.min.replace(tzinfo=UTC)
@@ -73,19 +73,31 @@ class Resolution:
 
 
 def identifier_pairs(frame: pl.DataFrame) -> pl.DataFrame:
-    """One row per (record, identifier): kind, normalized value and partner scope (0 if none)."""
-    parts = [
-        frame.filter(pl.col(normalized).is_not_null()).select(
-            pl.col(ROW),
-            pl.lit(kind.value).alias("kind"),
-            pl.col(normalized).alias("value"),
-            (pl.col("partner_id") if kind is IdentifierKind.PARTNER_USER_ID else pl.lit(0))
+    """One row per (record, identifier): kind, normalized value and partner scope (0 if none).
+
+    Kind by kind in ``IDENTIFIER_COLUMNS`` order, records in order within a kind: identifier nodes
+    are numbered by first appearance in this order. One unpivot, not a filter per kind: on a batch
+    of 1,000 the fixed cost of each Polars operation is what counts.
+    """
+    kind_of = {normalized: kind.value for _raw, normalized, kind, _code in IDENTIFIER_COLUMNS}
+    kind = pl.col("kind")
+    return (
+        frame.lazy()
+        .select(ROW, "partner_id", *kind_of)
+        .unpivot(on=list(kind_of), index=[ROW, "partner_id"], variable_name="kind", value_name="value")
+        .drop_nulls("value")
+        .select(
+            ROW,
+            kind.replace_strict(kind_of, return_dtype=pl.String),
+            "value",
+            pl.when(kind == next(c for c, k in kind_of.items() if k == IdentifierKind.PARTNER_USER_ID.value))
+            .then(pl.col("partner_id"))
+            .otherwise(0)
             .cast(pl.Int64)
             .alias("scope"),
         )
-        for _raw, normalized, kind, _code in IDENTIFIER_COLUMNS
-    ]
-    return pl.concat(parts)
+        .collect()
+    )
 
 
 def hash_identifiers(unique: pl.DataFrame, kit: PrivacyKit, key_version: int) -> pl.Series:
@@ -101,24 +113,26 @@ def hash_identifiers(unique: pl.DataFrame, kit: PrivacyKit, key_version: int) ->
     return pl.Series("digest", digests, dtype=pl.Binary)
 
 
-def _lookup(
+def _match(
     session: Session, model: type[IdentityRow] | type[SuppressionRow], hashed: pl.DataFrame, columns: Sequence[str]
 ) -> pl.DataFrame:
-    """Existing rows matching (kind, key_version, digest), one driver-level lookup per kind and version."""
-    table = model.__tablename__
-    selected = ", ".join(["kind", "key_version", "pseudonym", *columns])
+    """The nodes of ``hashed`` stored in ``model`` (matched on kind, key version and digest), with ``columns``.
+
+    One driver-level query by pseudonym for every kind and version (indexed by pseudonym alone);
+    the kind and version are matched here.
+    """
+    found = select_where_in(
+        session,
+        f"SELECT {', '.join(['kind', 'key_version', 'pseudonym', *columns])} FROM {model.__tablename__}"
+        " WHERE pseudonym {in}",
+        hashed["digest"].unique().to_list(),
+    )
     schema = {"kind": pl.String, "key_version": pl.Int64, "digest": pl.Binary, **dict.fromkeys(columns, pl.Int64)}
-    found: list[tuple[object, ...]] = []
-    for (kind, version), group in hashed.group_by(["kind", "key_version"]):
-        found.extend(
-            select_where_in(
-                session,
-                f"SELECT {selected} FROM {table} WHERE kind = ? AND key_version = ? AND pseudonym {{in}}",
-                group["digest"].unique().to_list(),
-                params=(kind, version),
-            )
-        )
-    return pl.DataFrame(found, schema=schema, orient="row")
+    return (
+        pl.DataFrame(found, schema=schema, orient="row")
+        .join(hashed.select("node", "kind", "key_version", "digest"), on=["kind", "key_version", "digest"])
+        .select("node", *columns)
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,13 +160,26 @@ def hash_batch(frame: pl.DataFrame, kit: PrivacyKit) -> HashedIdentifiers:
 
 @dataclass(frozen=True, slots=True)
 class PreparedBatch:
-    """The expensive part of resolution, done once per batch: hashing and database lookups."""
+    """The expensive part of resolution, done once per batch: hashing and database lookups.
+
+    What plans need of the known subjects is read here too, once for both plans of a batch:
+    identities per kind (``existing_per_kind``: the caps) and in all (``identity_counts``: the
+    merge breaker), and how they rank as merge winners (``seniority``).
+    """
 
     pairs: pl.DataFrame
     hashed_current: pl.DataFrame
     node_subject: pl.DataFrame
     suppressed_rows: pl.Series
     node_count: int
+    existing_per_kind: pl.DataFrame
+    identity_counts: Mapping[int, int]
+    seniority: Mapping[int, tuple[datetime, bytes, int]]
+
+
+KNOWN_SCHEMA = pl.Schema(
+    {"subject_id": pl.Int64(), "kind": pl.String(), "pseudonym": pl.Binary(), "created_at": pl.Datetime("us", "UTC")}
+)
 
 
 def prepare(
@@ -162,52 +189,57 @@ def prepare(
     hashed = hashed or hash_batch(frame, kit)
     # The records of ``frame`` are among those hashed (duplicates of stored events are not).
     pairs = hashed.pairs.join(frame.select(ROW), on=ROW, how="semi", maintain_order="left")
-    unique = pairs.select("kind", "value", "scope").unique(maintain_order=True)
-    digests = hashed.digests
-    versions = kit.pseudonymizer.versions
-    current = kit.pseudonymizer.current_version
-    hashed_by_version = [
-        unique.join(
-            digests.filter(pl.col("key_version") == version),
-            on=["kind", "value", "scope"],
-            how="left",
-            maintain_order="left",
-        ).with_row_index("node")
-        for version in versions
-    ]
-    hashed_all = pl.concat(hashed_by_version)
-    if hashed_all["digest"].null_count():
+    unique = pairs.select("kind", "value", "scope").unique(maintain_order=True).with_row_index("node")
+    identifier = ["kind", "value", "scope"]
+    hashed_all = unique.join(hashed.digests, on=identifier, how="left", maintain_order="left")
+    if hashed_all["digest"].null_count() or hashed_all.height != unique.height * len(kit.pseudonymizer.versions):
         raise ValueError("the identifiers were hashed for another batch")
-    suppressed = _lookup(session, SuppressionRow, hashed_all, [])
-    suppressed_nodes = hashed_all.join(suppressed, on=["kind", "key_version", "digest"], how="semi")["node"]
-    pairs = pairs.join(unique.with_row_index("node"), on=["kind", "value", "scope"], how="left")
-    suppressed_rows = pairs.filter(pl.col("node").is_in(suppressed_nodes.implode()))[ROW].unique()
-    existing = _lookup(session, IdentityRow, hashed_all, ["subject_id"])
-    node_subject = (
-        hashed_all.join(existing, on=["kind", "key_version", "digest"], how="inner")
-        .select("node", "subject_id")
-        .unique()
-    )
+    pairs = pairs.join(unique, on=identifier, how="left").drop("value")
+    suppressed_rows = pl.Series(ROW, [], dtype=pl.UInt32)
+    suppressed_nodes = _match(session, SuppressionRow, hashed_all, [])["node"]
+    if suppressed_nodes.len():
+        suppressed_rows = pairs.filter(pl.col("node").is_in(suppressed_nodes.implode()))[ROW].unique()
+        pairs = pairs.filter(~pl.col(ROW).is_in(suppressed_rows.implode()))
+    node_subject = _match(session, IdentityRow, hashed_all, ["subject_id"]).unique()
+    known = _known_subjects(session, node_subject["subject_id"].unique().to_list())
     return PreparedBatch(
-        pairs=pairs.filter(~pl.col(ROW).is_in(suppressed_rows.implode())).drop("value"),
-        hashed_current=hashed_by_version[versions.index(current)].drop("value"),
+        pairs=pairs,
+        hashed_current=hashed_all.filter(pl.col("key_version") == kit.pseudonymizer.current_version).drop("value"),
         node_subject=node_subject,
         suppressed_rows=suppressed_rows,
         node_count=unique.height,
+        existing_per_kind=known.select("subject_id", "kind", "existing"),
+        identity_counts=dict(known.group_by("subject_id").agg(pl.col("existing").sum()).iter_rows()),
+        seniority=_seniority(known),
+    )
+
+
+def _known_subjects(session: Session, subject_ids: list[int]) -> pl.DataFrame:
+    """Per subject and identifier kind: identities, the smallest pseudonym and the creation time.
+
+    One query; counted here, as PostgreSQL has no ``min`` of bytes.
+    """
+    rows = frame_where_in(
+        session,
+        "SELECT i.subject_id, i.kind, i.pseudonym, s.created_at"
+        " FROM identities i JOIN subjects s ON s.id = i.subject_id WHERE i.subject_id {in}",
+        subject_ids,
+        KNOWN_SCHEMA,
+    )
+    return rows.group_by("subject_id", "kind").agg(
+        pl.len().cast(pl.Int64).alias("existing"), pl.col("pseudonym").min(), pl.col("created_at").first()
     )
 
 
 def resolve(session: Session, frame: pl.DataFrame, kit: PrivacyKit, guardrails: IdentityGuardrails) -> Resolution:
     """Prepare and plan in one call, for callers that resolve once."""
-    return plan(session, prepare(session, frame, kit), guardrails)
+    return plan(prepare(session, frame, kit), guardrails)
 
 
-def plan(
-    session: Session, prepared: PreparedBatch, guardrails: IdentityGuardrails, *, rows: pl.Series | None = None
-) -> Resolution:
+def plan(prepared: PreparedBatch, guardrails: IdentityGuardrails, *, rows: pl.Series | None = None) -> Resolution:
     """Assign records (all, or only ``rows``) to subjects; plan new subjects, identities and merges.
 
-    Nothing is written: the caller applies the plan once consent has been checked.
+    Nothing is read or written: the caller applies the plan once consent has been checked.
     """
     pairs = prepared.pairs if rows is None else prepared.pairs.filter(pl.col(ROW).is_in(rows.implode()))
     if pairs.height == 0:
@@ -229,9 +261,7 @@ def plan(
     row_components = pl.DataFrame({ROW: record_rows, "component": pl.Series(component_of_row, dtype=pl.Int64)})
 
     per_component = subject_components.group_by("component").agg(pl.col("subject_id").sort())
-    multi = per_component.filter(pl.col("subject_id").list.len() > 1)
-    identity_counts = rows_per_subject(session, IdentityRow, multi.explode("subject_id")["subject_id"].to_list())
-    seniority = _seniority(session, multi)
+    identity_counts, seniority = prepared.identity_counts, prepared.seniority
 
     merges: list[Merge] = []
     refused: set[int] = set()
@@ -257,9 +287,7 @@ def plan(
     )
     if refused:
         assigned = _assign_refused(assigned, pairs, node_subject, refused, seniority)
-    new_identities, limit_hits = _new_identities(
-        pairs, assigned, prepared.hashed_current, node_subject, guardrails, refused, session
-    )
+    new_identities, limit_hits = _new_identities(pairs, assigned, prepared, node_subject, guardrails, refused)
     return Resolution(
         rows=assigned.select(ROW, "subject_id"),
         suppressed_rows=prepared.suppressed_rows,
@@ -290,25 +318,16 @@ def _components(
     return labels[:row_count], labels[subject_offset:]
 
 
-def _seniority(session: Session, multi: pl.DataFrame) -> dict[int, tuple[datetime, bytes, int]]:
+def _seniority(known: pl.DataFrame) -> dict[int, tuple[datetime, bytes, int]]:
     """How the subjects of a merge rank (smallest first): the earliest created wins, and among
     subjects created together (by one batch) the one with the smallest stored pseudonym.
 
     Not the subject id: ids are random, so a winner picked by id changed from run to run, and
     with it whose PII and traits were kept and, for a refused merge, which subject a record
-    without a known identifier went to. Read with the creation times in one query, and from the
-    database rather than the batch, so both plans of a batch rank the same subjects the same way.
+    without a known identifier went to. From the database (``_known_subjects``) rather than the
+    batch, so both plans of a batch rank the same subjects the same way.
     """
-    ids = multi.explode("subject_id")["subject_id"].to_list() if multi.height else []
-    schema = pl.Schema({"id": pl.Int64(), "created_at": pl.Datetime("us", "UTC"), "pseudonym": pl.Binary()})
-    found = frame_where_in(
-        session,
-        "SELECT s.id, s.created_at, i.pseudonym FROM subjects s LEFT JOIN identities i ON i.subject_id = s.id"
-        " WHERE s.id {in}",
-        ids,
-        schema,
-    )
-    ranked = found.group_by("id").agg(pl.col("created_at").first(), pl.col("pseudonym").min().fill_null(b""))
+    ranked = known.group_by("subject_id").agg(pl.col("created_at").first(), pl.col("pseudonym").min())
     return {subject: (created_at, pseudonym, subject) for subject, created_at, pseudonym in ranked.iter_rows()}
 
 
@@ -355,11 +374,10 @@ def _assign_refused(
 def _new_identities(
     pairs: pl.DataFrame,
     assigned: pl.DataFrame,
-    hashed_current: pl.DataFrame,
+    prepared: PreparedBatch,
     node_subject: pl.DataFrame,
     guardrails: IdentityGuardrails,
     refused: set[int],
-    session: Session,
 ) -> tuple[pl.DataFrame, int]:
     """Identifiers seen for the first time, linked to their record's subject within per-type caps.
 
@@ -371,15 +389,14 @@ def _new_identities(
         .filter(~pl.col("component").is_in(list(refused)))
         .select("node", "subject_id")
         .unique(subset="node", keep="first", maintain_order=True)
-        .join(hashed_current.select("node", "kind", "key_version", "digest", "scope"), on="node", how="inner")
+        .join(prepared.hashed_current.select("node", "kind", "key_version", "digest", "scope"), on="node", how="inner")
     )
     if unseen.height == 0:
         return _empty_identities(), 0
-    existing_per_kind = _existing_per_kind(session, unseen["subject_id"].unique().to_list())
     # Within a cap the first seen are linked: nodes are numbered in order of appearance, and the
     # joins above keep no order of their own.
     ranked = (
-        unseen.join(existing_per_kind, on=["subject_id", "kind"], how="left")
+        unseen.join(prepared.existing_per_kind, on=["subject_id", "kind"], how="left")  # new subjects: none
         .sort("node")
         .with_columns(
             rank=pl.int_range(pl.len()).over("subject_id", "kind") + pl.col("existing").fill_null(0),
@@ -397,15 +414,6 @@ def _new_identities(
         ),
         ranked.height - kept.height,
     )
-
-
-def _existing_per_kind(session: Session, subject_ids: list[int]) -> pl.DataFrame:
-    found = select_where_in(
-        session,
-        "SELECT subject_id, kind, count(*) FROM identities WHERE subject_id {in} GROUP BY subject_id, kind",
-        subject_ids,
-    )
-    return pl.DataFrame(found, schema={"subject_id": pl.Int64, "kind": pl.String, "existing": pl.Int64}, orient="row")
 
 
 def _empty_identities() -> pl.DataFrame:

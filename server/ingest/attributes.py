@@ -81,7 +81,7 @@ def upsert_attributes(
     rejected = dict(frame.filter(pl.col("reject_code").is_not_null()).select(ROW, "reject_code").iter_rows())
     valid = frame.filter(pl.col("reject_code").is_null())
     prepared = prepare(session, valid, unit.kit)
-    resolution = plan(session, prepared, guardrails)
+    resolution = plan(prepared, guardrails)
     rejected.update(dict.fromkeys(resolution.suppressed_rows.to_list(), RejectCode.SUPPRESSED.value))
     merging = {s for m in resolution.merges for s in (m.winner, *m.losers)}
     new = set(resolution.new_subjects)

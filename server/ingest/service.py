@@ -242,7 +242,7 @@ def _store(
     duplicate_rows = valid.filter(~fresh)[ROW]
 
     prepared = prepare(session, candidates, unit.kit, hashed)
-    first = plan(session, prepared, guardrails)
+    first = plan(prepared, guardrails)
     rejected.update(dict.fromkeys(first.suppressed_rows.to_list(), RejectCode.SUPPRESSED))
     resolved = candidates.join(first.rows, on=ROW, how="inner")
     known_subjects = sorted(set(resolved["subject_id"].to_list()) - set(first.new_subjects))
@@ -258,7 +258,7 @@ def _store(
     if allowed.height < resolved.height:
         refused = resolved.join(allowed_rows, on=ROW, how="anti")[ROW]
         rejected.update(dict.fromkeys(refused.to_list(), RejectCode.NO_CONSENT))
-        final = plan(session, prepared, guardrails, rows=decision.allowed_rows)
+        final = plan(prepared, guardrails, rows=decision.allowed_rows)
         allowed = allowed.drop("subject_id").join(final.rows, on=ROW, how="inner")
     ledger_new = _ledger_of_new_subjects(decision.ledger, resolved, first, final)
 

@@ -81,6 +81,7 @@ class SuppressionRow(Base):
     """Keyed hashes of identifiers whose subject was erased; the gate refuses them."""
 
     __tablename__ = "suppressions"
+    __table_args__ = (Index("ix_suppressions_pseudonym", "pseudonym"),)  # as identities' (ingestion's lookup)
 
     kind: Mapped[str] = mapped_column(String(24), primary_key=True)
     key_version: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
