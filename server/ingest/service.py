@@ -265,9 +265,8 @@ def _store(
     # Merge first, then record the batch's statements: they are newer than either side's state, and
     # merged after recording they would be weighed again against the losers' older state.
     merge_subjects(unit, [(m.winner, loser) for m in final.merges for loser in m.losers], reason="shared identifier")
-    consent.record_frame(session, ledger_known)
     store.create_subjects(session, final.new_subjects, unit.kit, now)
-    consent.record_frame(session, ledger_new)
+    consent.record_frame(session, pl.concat([ledger_known, ledger_new]))  # one pass: disjoint subjects
     store.insert_identities(session, final.new_identities, now)
     store.insert_events(session, allowed, source=source, now=now)
 
