@@ -10,6 +10,7 @@ by the subject's state.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -19,12 +20,14 @@ from sqlalchemy.orm import Session
 from privacy.consent import NO_PARTNER, ConsentPurpose, LegalBasis
 from privacy.purposes import Purpose
 from server.consent import service as consent
-from server.ingest.validate import ROW
+from server.ingest.validate import ROW, utc_literal
 from server.ingest.vocabulary import ADVERTISING_EVENT_TYPES
 
 PROCESSING_PURPOSES = [purpose.value for purpose in Purpose]
 # An ad event serves advertising only; every other event serves these.
 ALWAYS_SERVABLE = [Purpose.ANALYTICS.value, Purpose.PERSONALIZATION.value, Purpose.PROFILING.value]
+# What a consent state is kept for: one subject, one purpose, one partner (``NO_PARTNER`` but for sharing).
+KEYS = ["subject_id", "purpose", "partner_id"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +38,7 @@ class GateDecision:
     ledger: pl.DataFrame
 
 
-def statements(rows: pl.DataFrame, now: datetime) -> pl.DataFrame:
+def statements(rows: pl.LazyFrame, now: datetime) -> pl.LazyFrame:
     """(row, subject_id, purpose, partner_id, granted, at) for every record that carries consent.
 
     A statement is dated by its event but never later than ``now``: a sender's clock running
@@ -45,12 +48,12 @@ def statements(rows: pl.DataFrame, now: datetime) -> pl.DataFrame:
     """
     first_party = pl.col("partner_id").is_null()
     carrying = rows.filter(pl.col("consent_purposes").is_not_null())
-    at = pl.min_horizontal(pl.col("timestamp"), pl.lit(now, dtype=pl.Datetime("us", "UTC"))).alias("at")
+    at = pl.min_horizontal(pl.col("timestamp"), utc_literal(now)).alias("at")
     # One row per (record, purpose): the purposes list cross the processing purposes, in columns.
     per_purpose = (
         carrying.filter(first_party)
         .select(ROW, "subject_id", "consent_purposes", "gpc", at)
-        .join(pl.DataFrame({"purpose": PROCESSING_PURPOSES}), how="cross")
+        .join(pl.LazyFrame({"purpose": PROCESSING_PURPOSES}), how="cross")
         .select(
             ROW,
             "subject_id",
@@ -107,26 +110,66 @@ def decide(rows: pl.DataFrame, existing: pl.DataFrame, *, source: str, now: date
     is recorded as sharing with that partner only, never as the person's own purposes). A record
     without a statement is judged on the stored state, and a partner's needs sharing with it.
     """
-    said = statements(rows, now)
-    keys = ["subject_id", "purpose", "partner_id"]
+    records, stored = rows.lazy(), existing.lazy()
+    # Cached: each is read by both answers, and must be computed once for both.
+    said = statements(records, now).cache()
+    timeline = _timeline(stored, said).cache()
+    latest = _latest(timeline)
+    judged = (
+        records.join(_own_verdicts(said, stored), on=ROW, how="left", maintain_order="left")
+        .join(_granted_after(latest), on="subject_id", how="left", maintain_order="left")
+        .join(_shared_after(latest), on=["subject_id", "partner_id"], how="left", maintain_order="left")
+    )
+    # Both answers in one query, collected once: on a batch of 1,000 events the fixed cost of
+    # each eager step outweighs its work.
+    allowed, ledger = pl.collect_all(
+        [judged.filter(_allowed()).select(ROW), _ledger(timeline, source)], engine="in-memory"
+    )
+    return GateDecision(allowed_rows=allowed[ROW], ledger=ledger)
+
+
+def _timeline(stored: pl.LazyFrame, said: pl.LazyFrame) -> pl.LazyFrame:
+    """Stored states and statements sorted by key and time, each with the value it follows (``previous``).
+
+    Sorted, a key's entries are adjacent: its first, its last and each one's predecessor are found
+    by comparing neighbours, which costs less than grouping.
+    """
     stated = pl.col(ROW).is_not_null()
     # Ties are broken by meaning, never by row order: at the same time the stored state comes
-    # first (a statement is not older than it, the rule of ``effective`` below), and of several
+    # first (a statement is not older than it, the rule of ``_own_verdicts``), and of several
     # statements only the most restrictive stays, so a grant and a withdrawal made at the same
     # moment leave the withdrawal in either order, and the ledger never two entries of one time.
-    timeline = (
+    return (
         pl.concat(
-            [existing.with_columns(row=pl.lit(None, dtype=pl.UInt32)), said.select([*existing.columns, ROW])],
+            [stored.with_columns(row=pl.lit(None, dtype=pl.UInt32)), said.select([*STATE_SCHEMA.names(), ROW])],
             how="diagonal",
         )
-        .sort([*keys, "at", stated, pl.col("granted").not_()])
-        .filter(~(stated & pl.all_horizontal(pl.col(c).eq_missing(pl.col(c).shift(-1)) for c in [*keys, "at"])))
-        .with_columns(previous=pl.col("granted").shift(1).over(keys))
+        .sort([*KEYS, "at", stated, pl.col("granted").not_()])
+        .filter(~(stated & _same_as_next([*KEYS, "at"])))
+        .with_columns(previous=pl.when(_same_as_previous(KEYS)).then(pl.col("granted").shift(1)))
     )
+
+
+def _same_as_next(columns: list[str]) -> pl.Expr:
+    """The next row has the same ``columns``: in a frame sorted by them, it is of the same group."""
+    return pl.all_horizontal(pl.col(c).eq_missing(pl.col(c).shift(-1)) for c in columns)
+
+
+def _same_as_previous(columns: list[str]) -> pl.Expr:
+    return pl.all_horizontal(pl.col(c).eq_missing(pl.col(c).shift(1)) for c in columns)
+
+
+def _latest(timeline: pl.LazyFrame) -> pl.LazyFrame:
+    """(subject_id, purpose, partner_id, granted) once the batch is in: the last entry of each key."""
+    return timeline.filter(~_same_as_next(KEYS)).select(*KEYS, "granted")
+
+
+def _ledger(timeline: pl.LazyFrame, source: str) -> pl.LazyFrame:
+    """The statements that change the state they follow, as ledger entries."""
     changes = timeline.filter(
         pl.col(ROW).is_not_null() & (pl.col("granted") != pl.col("previous").fill_null(value=False))
     )
-    ledger = changes.select(
+    return changes.select(
         pl.col("subject_id").cast(pl.Int64),
         "purpose",
         pl.col("partner_id").cast(pl.Int64),
@@ -136,29 +179,44 @@ def decide(rows: pl.DataFrame, existing: pl.DataFrame, *, source: str, now: date
         pl.lit("collected").alias("policy_version"),
         pl.col("at").alias("recorded_at"),
     )
-    latest = timeline.group_by(keys, maintain_order=True).agg(pl.col("granted").last())  # sorted by at
-    state_after = (
+
+
+def _granted_after(latest: pl.LazyFrame) -> pl.LazyFrame:
+    """(subject_id, granted_purposes): the person's own purposes granted once the batch is in."""
+    return (
         latest.filter(pl.col("partner_id") == NO_PARTNER, pl.col("granted"))
         .group_by("subject_id")
         .agg(pl.col("purpose").alias("granted_purposes"))
     )
-    shared_after = latest.filter(pl.col("purpose") == ConsentPurpose.SHARING.value).select(
+
+
+def _shared_after(latest: pl.LazyFrame) -> pl.LazyFrame:
+    """(subject_id, partner_id, shared): sharing with each partner once the batch is in."""
+    return latest.filter(pl.col("purpose") == ConsentPurpose.SHARING.value).select(
         "subject_id", "partner_id", pl.col("granted").alias("shared")
     )
-    stored = existing.select(*keys, pl.col("at").alias("stored_at"), pl.col("granted").alias("stored_granted"))
-    effective = said.join(stored, on=keys, how="left").with_columns(
+
+
+def _own_verdicts(said: pl.LazyFrame, stored: pl.LazyFrame) -> pl.LazyFrame:
+    """(row, own_purposes, own_shared): what a record's statements grant, unless the stored state is newer."""
+    stored_state = stored.select(*KEYS, pl.col("at").alias("stored_at"), pl.col("granted").alias("stored_granted"))
+    effective = said.join(stored_state, on=KEYS, how="left").with_columns(
         granted=pl.when(pl.col("stored_at").is_null() | (pl.col("at") >= pl.col("stored_at")))
         .then(pl.col("granted"))
         .otherwise(pl.col("stored_granted"))
     )
-    own = (
-        effective.filter(pl.col("partner_id") == NO_PARTNER, pl.col("granted"))
-        .group_by(ROW)
-        .agg(pl.col("purpose").alias("own_purposes"))
+    return effective.group_by(ROW).agg(
+        own_purposes=pl.col("purpose").filter(pl.col("partner_id") == NO_PARTNER, pl.col("granted")),
+        own_shared=pl.col("granted").filter(pl.col("purpose") == ConsentPurpose.SHARING.value).first(),
     )
-    own_sharing = effective.filter(pl.col("purpose") == ConsentPurpose.SHARING.value).select(
-        ROW, pl.col("granted").alias("own_shared")
-    )
+
+
+@functools.cache
+def _allowed() -> pl.Expr:
+    """Some purpose the event can serve is granted, and a partner's event may be shared with it.
+
+    Built once: it does not change, and building it costs as much as evaluating it on a batch.
+    """
     servable = (
         pl.when(pl.col("event").is_in(sorted(ADVERTISING_EVENT_TYPES)))
         .then(pl.lit([Purpose.ADVERTISING.value]))
@@ -169,25 +227,17 @@ def decide(rows: pl.DataFrame, existing: pl.DataFrame, *, source: str, now: date
     attested = pl.col("consent_purposes").list.set_difference(
         pl.when(pl.col("gpc")).then(pl.lit([Purpose.ADVERTISING.value])).otherwise(pl.lit([], dtype=pl.List(pl.String)))
     )
-    judged = (
-        rows.join(own, on=ROW, how="left")
-        .join(own_sharing, on=ROW, how="left")
-        .join(state_after, on="subject_id", how="left")
-        .join(shared_after, on=["subject_id", "partner_id"], how="left")
-        .with_columns(
-            granted=pl.when(first_party_statement)
-            .then(pl.col("own_purposes"))
-            .when(partner_statement)
-            .then(attested)
-            .otherwise(pl.col("granted_purposes"))
-            .fill_null(pl.lit([], dtype=pl.List(pl.String))),
-            servable=servable,
-            sharing_ok=pl.when(pl.col("partner_id").is_null())
-            .then(pl.lit(value=True))
-            .otherwise(pl.coalesce("own_shared", "shared", pl.lit(value=False))),
-        )
-        .with_columns(
-            allowed=(pl.col("granted").list.set_intersection(pl.col("servable")).list.len() > 0) & pl.col("sharing_ok")
-        )
+    granted = (
+        pl.when(first_party_statement)
+        .then(pl.col("own_purposes"))
+        .when(partner_statement)
+        .then(attested)
+        .otherwise(pl.col("granted_purposes"))
+        .fill_null(pl.lit([], dtype=pl.List(pl.String)))
     )
-    return GateDecision(allowed_rows=judged.filter(pl.col("allowed"))[ROW], ledger=ledger)
+    sharing_ok = (
+        pl.when(pl.col("partner_id").is_null())
+        .then(pl.lit(value=True))
+        .otherwise(pl.coalesce("own_shared", "shared", pl.lit(value=False)))
+    )
+    return (granted.list.set_intersection(servable).list.len() > 0) & sharing_ok

@@ -63,6 +63,23 @@ def test_a_statement_granting_analytics_is_stored_with_its_grant_in_the_ledger(c
     assert granted(clocked, subject) == {ANALYTICS}
 
 
+def test_a_statement_granting_every_purpose_records_each_grant_once(clocked: Runtime) -> None:
+    everything = [purpose.value for purpose in Purpose]
+    ingest(
+        clocked,
+        [
+            event(anonymous_id="dev-1", consent_purposes=everything, timestamp=T1),
+            event(anonymous_id="dev-1", consent_purposes=everything, timestamp=T2),
+        ],
+    )
+    subject = device_subject(clocked, "dev-1")
+    with clocked.sessions() as session:
+        entries = consent.history(session, subject)
+    assert sorted((e.key.purpose.value, e.granted, e.recorded_at) for e in entries) == [
+        (purpose, True, T1) for purpose in sorted(everything)
+    ]
+
+
 def test_a_later_event_with_gpc_withdraws_advertising_in_the_ledger(clocked: Runtime) -> None:
     ingest(clocked, [event(anonymous_id="dev-1", consent_purposes=["analytics", "advertising"], timestamp=T1)])
     subject = device_subject(clocked, "dev-1")

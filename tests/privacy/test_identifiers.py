@@ -24,6 +24,7 @@ from privacy.identifiers import (
     normalize_phone,
     normalize_phones,
     normalize_value,
+    normalized_expr,
 )
 
 STRIP_TAGS = NormalizationRules(plus_tag=PlusTagRule.STRIP)
@@ -268,6 +269,36 @@ def test_column_normalizers_agree_with_scalar_ones(
     expected = [None if value is None else normalize_or_none(kind, value, rules) for value in values]
     series = pl.Series("identifier", values, dtype=pl.String)
     assert normalize_column(kind, series, rules).to_list() == expected
+
+
+# Hex-like text, placeholders among it, with what makes an identifier invalid or Unicode-normalized.
+hexish_text = st.text(alphabet=st.sampled_from([*"0fF9a-", " ", "\u200b", "\u0301", "\u00e9"]), max_size=10)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.sampled_from([k for k in ALL_KINDS if k is not IdentifierKind.PHONE]),
+    st.lists(st.one_of(st.none(), hexish_text, odd_text), max_size=20),
+)
+def test_column_normalizers_agree_with_scalar_ones_in_an_optimized_query(
+    kind: IdentifierKind, values: list[str | None]
+) -> None:
+    """Ingestion runs them in one lazy query, where the optimizer computes shared subexpressions once."""
+    expected = [None if value is None else normalize_or_none(kind, value, NormalizationRules()) for value in values]
+    query = pl.LazyFrame({"identifier": values}, schema={"identifier": pl.String}).select(
+        normalized_expr(kind, pl.col("identifier"))
+    )
+    assert query.collect(engine="in-memory").to_series().to_list() == expected
+
+
+def test_device_id_placeholders_are_refused_in_columns_too() -> None:
+    values = ["0000", "00000000-0000-0000-0000-000000000000", " 0-0 ", "0-", "-0", "0--0", "0A-0"]
+    expected = [None, None, None, "0-", "-0", "0--0", "0a-0"]
+    series = pl.Series("device", values, dtype=pl.String)
+    lazy = series.to_frame().lazy().select(normalized_expr(IdentifierKind.DEVICE_ID, pl.col("device")))
+    assert normalize_column(IdentifierKind.DEVICE_ID, series).to_list() == expected
+    assert lazy.collect(engine="in-memory").to_series().to_list() == expected
+    assert [normalize_or_none(IdentifierKind.DEVICE_ID, v, NormalizationRules()) for v in values] == expected
 
 
 def test_phone_column_agrees_with_scalar_phones() -> None:
