@@ -77,7 +77,8 @@ def events_frame(events: list[Any]) -> tuple[pl.DataFrame, set[int]]:
             lines = b"\n".join(map(orjson.dumps, events))
             table = pa_json.read_json(io.BytesIO(lines), parse_options=_PARSE)
             if table.num_rows == len(events):
-                return from_segment(cast(pl.DataFrame, pl.from_arrow(table)).lazy()).collect(), set()
+                frame = from_segment(cast(pl.DataFrame, pl.from_arrow(table)).lazy()).collect(engine="in-memory")
+                return frame, set()
         except (pa.ArrowException, pl.exceptions.PolarsError, orjson.JSONEncodeError, TypeError, ValueError):
             pass
     return _checked_one_by_one(events)
