@@ -128,6 +128,8 @@ def _match(
         hashed["digest"].unique().to_list(),
     )
     schema = {"kind": pl.String, "key_version": pl.Int64, "digest": pl.Binary, **dict.fromkeys(columns, pl.Int64)}
+    if not found:  # the usual answer for suppressions
+        return pl.DataFrame(schema={"node": pl.UInt32, **dict.fromkeys(columns, pl.Int64)})
     return (
         pl.DataFrame(found, schema=schema, orient="row")
         .join(hashed.select("node", "kind", "key_version", "digest"), on=["kind", "key_version", "digest"])
