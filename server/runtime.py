@@ -22,7 +22,8 @@ from server.privacy_kit import PrivacyKit, build_kit
 from server.settings import Settings
 from server.storage.audit_store import SqlAuditStore
 from server.storage.base import utc_now
-from server.storage.engine import WRITE_INTENT, build_engine, is_sqlite, session_factory
+from server.storage.checkpointer import WAL_BOUND_PAGES, WalCheckpointer, sqlite_file
+from server.storage.engine import SQLITE_CHECKPOINT_PAGES, WRITE_INTENT, build_engine, is_sqlite, session_factory
 
 Clock = Callable[[], datetime]
 
@@ -50,6 +51,8 @@ class Runtime:
     keyring: Keyring
     kit: PrivacyKit
     clock: Clock = utc_now
+    # SQLite files only: copies the WAL back beside the writers, so that commits need not.
+    checkpointer: WalCheckpointer | None = None
     # SQLite has one writer. Threads of this process queue here and each wakes the moment the
     # previous one commits; without it they would poll SQLite's busy handler, which sleeps in
     # growing steps (measured: four concurrent ingest clients slower than one).
@@ -60,11 +63,15 @@ class Runtime:
         with self._writer_turn(), self.sessions.begin() as session:
             session.connection(execution_options={WRITE_INTENT: True})
             yield UnitOfWork(session=session, keyring=self.keyring, kit=self.kit, clock=self.clock, actor=actor)
+        if self.checkpointer is not None:
+            self.checkpointer.request()
 
     def _writer_turn(self) -> AbstractContextManager[object]:
         return self._sqlite_writer if is_sqlite(self.engine) else nullcontext()
 
     def dispose(self) -> None:
+        if self.checkpointer is not None:
+            self.checkpointer.stop()
         self.engine.dispose()
 
 
@@ -76,15 +83,21 @@ def load_keyring(settings: Settings) -> Keyring:
 
 
 def build_runtime(settings: Settings, *, keyring: Keyring | None = None) -> Runtime:
+    """On a SQLite file, also the thread that checkpoints its WAL; ``dispose()`` stops it."""
     if keyring is None:
         keyring = load_keyring(settings)
-    engine = build_engine(settings.effective_database_url)
+    kit = build_kit(keyring, settings)
+    database = sqlite_file(settings.effective_database_url)
+    autocheckpoint = SQLITE_CHECKPOINT_PAGES if database is None else WAL_BOUND_PAGES
+    engine = build_engine(settings.effective_database_url, wal_autocheckpoint=autocheckpoint)
+    checkpointer = None if database is None else WalCheckpointer(database).start()
     return Runtime(
         settings=settings,
         engine=engine,
         sessions=session_factory(engine),
         keyring=keyring,
-        kit=build_kit(keyring, settings),
+        kit=kit,
+        checkpointer=checkpointer,
     )
 
 

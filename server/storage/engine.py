@@ -15,18 +15,24 @@ SQLITE_BUSY_TIMEOUT_MS = 10_000
 # committed (SQLITE_BUSY_SNAPSHOT, which the busy timeout does not retry).
 WRITE_INTENT = "audience_write_intent"
 SQLITE_CACHE_KIB = 65_536
+# Without a checkpointer thread, checkpoint the WAL every ~40 MiB rather than every 4 MiB: fewer,
+# larger syncs on bulk loads.
 SQLITE_CHECKPOINT_PAGES = 10_000
 
 
-def build_engine(url: str, **options: Any) -> Engine:
-    """Built on demand, never at import time, so tests and the CLI choose their own database."""
+def build_engine(url: str, *, wal_autocheckpoint: int = SQLITE_CHECKPOINT_PAGES, **options: Any) -> Engine:
+    """Built on demand, never at import time, so tests and the CLI choose their own database.
+
+    ``wal_autocheckpoint`` (SQLite only) is raised by a runtime whose own thread checkpoints:
+    there SQLite's checkpoint only bounds the WAL (see ``server.storage.checkpointer``).
+    """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(parsed, **options)
-        _configure_sqlite(engine)
+        _configure_sqlite(engine, wal_autocheckpoint=wal_autocheckpoint)
         return engine
     if parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")
@@ -34,7 +40,7 @@ def build_engine(url: str, **options: Any) -> Engine:
     return create_engine(parsed, **options)
 
 
-def _configure_sqlite(engine: Engine) -> None:
+def _configure_sqlite(engine: Engine, *, wal_autocheckpoint: int) -> None:
     """WAL for concurrent readers, enforced foreign keys, and real transactions.
 
     pysqlite's own transaction handling defers BEGIN; we take it over so that SAVEPOINT and
@@ -51,8 +57,8 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor.execute("PRAGMA synchronous=NORMAL")
         # 64 MiB page cache (the default is 2 MiB): index inserts with random keys need the room.
         cursor.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
-        # Checkpoint the WAL every ~40 MiB rather than every 4 MiB: fewer, larger syncs on bulk loads.
-        cursor.execute(f"PRAGMA wal_autocheckpoint={SQLITE_CHECKPOINT_PAGES}")
+        # The checkpoint runs inside the commit that crosses this many pages; see SQLITE_CHECKPOINT_PAGES.
+        cursor.execute(f"PRAGMA wal_autocheckpoint={wal_autocheckpoint}")
         cursor.close()
 
     @event.listens_for(engine, "begin")
