@@ -250,7 +250,6 @@ def base_environment(url: str, directory: Path, keyring: Keyring, port: int) -> 
         "AUDIENCE_PORT": str(port),
         "AUDIENCE_WORKERS": "1",
         "AUDIENCE_LOG_LEVEL": "warning",
-        "POLARS_MAX_THREADS": "1",  # as the server sets for itself (server/__init__.py): (d) runs alike
     }
 
 
