@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import func, inspect, select
+from sqlalchemy.exc import IntegrityError
 
 from server.runtime import Runtime
 from server.storage import migrate
 from server.storage.base import Base
-from server.storage.tables import AuditHeadRow
+from server.storage.tables import AuditHeadRow, EventRow
 
 
 def schema_differences(runtime: Runtime) -> list[object]:
@@ -37,9 +40,39 @@ def test_upgrade_downgrade_upgrade_round_trips(runtime: Runtime) -> None:
         assert (head.seq, head.entry_hash) == (0, bytes(32))
 
 
-@pytest.mark.parametrize("revision", ["0001", "0002", "0003", "0004", "0005"])
+@pytest.mark.parametrize("revision", ["0001", "0002", "0003", "0004", "0005", "0006"])
 def test_each_revision_downgrades_cleanly(runtime: Runtime, revision: str) -> None:
     migrate.downgrade(runtime.engine, "base")
     migrate.upgrade(runtime.engine, revision)
+    migrate.upgrade(runtime.engine)
+    assert migrate.is_at_head(runtime.engine)
+
+
+def test_rekeying_events_keeps_every_stored_event_both_ways(runtime: Runtime) -> None:
+    """0006 drops the surrogate id: events stored before it survive the rebuild, and a downgrade
+    numbers them again; the sender's key stays unique throughout."""
+    stored_at = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+    columns = "source, event_id, subject_id, origin_subject_id, type, channel, occurred_at, received_at"
+    values = ", ".join(
+        f"('web', 'm-{n}', {n % 3}, {n % 3}, 'page_view', 'web', '2026-11-01 11:00:00', '2026-11-01 12:00:00')"
+        for n in range(50)
+    )
+    migrate.downgrade(runtime.engine, "0005")
+    with runtime.engine.begin() as connection:
+        connection.exec_driver_sql(f"INSERT INTO events ({columns}) VALUES {values}")
+    migrate.upgrade(runtime.engine)
+    assert schema_differences(runtime) == []
+    with runtime.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(EventRow)) == 50
+        session.add(
+            EventRow(source="web", event_id="m-7", subject_id=1, origin_subject_id=1, type="click",
+                     channel="web", occurred_at=stored_at, received_at=stored_at)
+        )
+        with pytest.raises(IntegrityError):
+            session.flush()
+    migrate.downgrade(runtime.engine, "0005")
+    with runtime.engine.connect() as connection:
+        ids = connection.exec_driver_sql("SELECT id FROM events").scalars().all()
+        assert len(ids) == len(set(ids)) == 50
     migrate.upgrade(runtime.engine)
     assert migrate.is_at_head(runtime.engine)
