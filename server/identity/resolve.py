@@ -125,7 +125,7 @@ def _match(
         session,
         f"SELECT {', '.join(['kind', 'key_version', 'pseudonym', *columns])} FROM {model.__tablename__}"
         " WHERE pseudonym {in}",
-        hashed["digest"].unique().to_list(),
+        hashed["digest"].unique().sort().to_list(),  # in key order: neighbouring index pages
     )
     schema = {"kind": pl.String, "key_version": pl.Int64, "digest": pl.Binary, **dict.fromkeys(columns, pl.Int64)}
     if not found:  # the usual answer for suppressions
@@ -203,7 +203,7 @@ def prepare(
         suppressed_rows = pairs.filter(pl.col("node").is_in(suppressed_nodes.implode()))[ROW].unique()
         pairs = pairs.filter(~pl.col(ROW).is_in(suppressed_rows.implode()))
     node_subject = _match(session, IdentityRow, hashed_all, ["subject_id"]).unique()
-    known = _known_subjects(session, node_subject["subject_id"].unique().to_list())
+    known = _known_subjects(session, node_subject["subject_id"].unique().sort().to_list())
     return PreparedBatch(
         pairs=pairs,
         hashed_current=hashed_all.filter(pl.col("key_version") == kit.pseudonymizer.current_version).drop("value"),

@@ -234,7 +234,7 @@ def _store(
     session, now = unit.session, unit.clock()
     serialize_identity_writes(session)
     rejected = dict(rejected_before)
-    stored = store.already_stored(session, source, valid["message_id"].to_list())
+    stored = store.already_stored(session, source, valid["message_id"])
     fresh = pl.col("message_id").is_first_distinct()
     if stored:
         fresh &= ~pl.col("message_id").is_in(list(stored))
