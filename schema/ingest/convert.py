@@ -65,8 +65,9 @@ def _fits(value: Any, expected: type | tuple[type, ...]) -> bool:
     if expected is str:
         return isinstance(value, TEXT_LIKE)
     if expected is list:
-        return isinstance(value, list) and all(isinstance(item, TEXT_LIKE) and not isinstance(item, bool)
-                                                for item in value)
+        return isinstance(value, list) and all(
+            isinstance(item, TEXT_LIKE) and not isinstance(item, bool) for item in value
+        )
     return isinstance(value, expected)
 
 

@@ -71,16 +71,31 @@ class IngestMutations:
         settings = info.context.runtime.settings
         received = len(batch.events)
         if received > settings.ingest_max_batch:
-            return _payload(IngestResult(received=received), [DomainError(
-                field="batch.events", code=RejectCode.TOO_LARGE.value, message=REJECT_MESSAGES[RejectCode.TOO_LARGE])])
+            return _payload(
+                IngestResult(received=received),
+                [
+                    DomainError(
+                        field="batch.events",
+                        code=RejectCode.TOO_LARGE.value,
+                        message=REJECT_MESSAGES[RejectCode.TOO_LARGE],
+                    )
+                ],
+            )
         if principal.role is Role.PARTNER:
             source, partner_id = f"partner:{principal.partner_id}", principal.partner_id
         else:
             source, partner_id = batch.source or "api", None
             if not _SOURCE.match(source):
-                return _payload(IngestResult(received=received), [DomainError(
-                    field="batch.source", code="INVALID_SOURCE",
-                    message="source must be 1-64 characters of a-z, 0-9, _ . : -")])
+                return _payload(
+                    IngestResult(received=received),
+                    [
+                        DomainError(
+                            field="batch.source",
+                            code="INVALID_SOURCE",
+                            message="source must be 1-64 characters of a-z, 0-9, _ . : -",
+                        )
+                    ],
+                )
         events = list(batch.events)
         runtime = info.context.runtime
 
@@ -93,8 +108,9 @@ class IngestMutations:
                     partner_user_id=pl.coalesce("partner_user_id", "user_id"), user_id=pl.lit(None, dtype=pl.String)
                 )
             with runtime.sessions() as session:
-                context = validation_context(session, settings, runtime.kit, now=runtime.clock(),
-                                             forced_partner_id=partner_id)
+                context = validation_context(
+                    session, settings, runtime.kit, now=runtime.clock(), forced_partner_id=partner_id
+                )
             return check_events(frame, context, runtime.kit, malformed=malformed), unknown_fields(events)
 
         checked, dropped_fields = await run_in_threadpool(check)
@@ -120,25 +136,37 @@ class IngestMutations:
         settings = info.context.runtime.settings
         received = len(batch.records)
         if received > settings.ingest_max_batch:
-            return UpsertAttributesPayload(received=received, accepted=0, fields_encrypted=0, rejected=[], errors=[
-                DomainError(field="batch.records", code=RejectCode.TOO_LARGE.value,
-                            message=REJECT_MESSAGES[RejectCode.TOO_LARGE])])
+            return UpsertAttributesPayload(
+                received=received,
+                accepted=0,
+                fields_encrypted=0,
+                rejected=[],
+                errors=[
+                    DomainError(
+                        field="batch.records",
+                        code=RejectCode.TOO_LARGE.value,
+                        message=REJECT_MESSAGES[RejectCode.TOO_LARGE],
+                    )
+                ],
+            )
         frame = pl.DataFrame(
             {name: [getattr(record, name) for record in batch.records] for name in ATTRIBUTE_SCHEMA},
             schema=ATTRIBUTE_SCHEMA,
         )
 
         def work(unit: UnitOfWork) -> AttributeResult:
-            return upsert_attributes(unit, frame, current_year=unit.clock().year, rules=unit.kit.rules,
-                                     guardrails=guardrails_from(settings))
+            return upsert_attributes(
+                unit, frame, current_year=unit.clock().year, rules=unit.kit.rules, guardrails=guardrails_from(settings)
+            )
 
         result = await info.context.run(work)
         return UpsertAttributesPayload(
             received=result.received,
             accepted=result.accepted,
             fields_encrypted=result.fields_encrypted,
-            rejected=[RejectedRecord(index=row, code=code, message=_attribute_message(code))
-                      for row, code in result.rejected],
+            rejected=[
+                RejectedRecord(index=row, code=code, message=_attribute_message(code)) for row, code in result.rejected
+            ],
             errors=[],
         )
 

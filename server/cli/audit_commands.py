@@ -29,8 +29,14 @@ def run_audit_verify(_arguments: argparse.Namespace, console: Console) -> int:
     try:
         with runtime.sessions() as session:
             total = read_head(session)[0]
-            with Progress(TextColumn("verifying"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                          console=console, transient=True) as progress:
+            with Progress(
+                TextColumn("verifying"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                console=console,
+                transient=True,
+            ) as progress:
                 task = progress.add_task("verify", total=total)
                 verdict = service.verify(session, runtime.keyring, on_entry=lambda: progress.advance(task))
         with runtime.unit_of_work(SYSTEM_ACTOR) as unit:

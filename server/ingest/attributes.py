@@ -29,9 +29,17 @@ from server.storage.upsert import upsert
 
 ATTRIBUTE_SCHEMA: Final = pl.Schema(
     {
-        "user_id": pl.String(), "anonymous_id": pl.String(), "email": pl.String(), "phone": pl.String(),
-        "first_name": pl.String(), "last_name": pl.String(), "birth_date": pl.String(),
-        "street_address": pl.String(), "birth_year": pl.Int64(), "gender": pl.String(), "region": pl.String(),
+        "user_id": pl.String(),
+        "anonymous_id": pl.String(),
+        "email": pl.String(),
+        "phone": pl.String(),
+        "first_name": pl.String(),
+        "last_name": pl.String(),
+        "birth_date": pl.String(),
+        "street_address": pl.String(),
+        "birth_year": pl.Int64(),
+        "gender": pl.String(),
+        "region": pl.String(),
     }
 )
 # ISO 3166-2 ("FR-IDF") or NUTS ("FR1", "FRL"): a country and an optional subdivision.
@@ -71,7 +79,11 @@ class AttributeResult:
 
 
 def upsert_attributes(
-    unit: UnitOfWork, records: pl.DataFrame, *, current_year: int, rules: NormalizationRules,
+    unit: UnitOfWork,
+    records: pl.DataFrame,
+    *,
+    current_year: int,
+    rules: NormalizationRules,
     guardrails: IdentityGuardrails,
 ) -> AttributeResult:
     session = unit.session
@@ -90,48 +102,71 @@ def upsert_attributes(
     rejected.update(dict.fromkeys(unknown, AttributeCode.UNKNOWN_SUBJECT))
     known = assigned.filter(~pl.col("subject_id").is_in(sorted(new)))
     consenting = _consenting(session, known["subject_id"].unique().to_list())
-    rejected.update(dict.fromkeys(
-        known.filter(~pl.col("subject_id").is_in(sorted(consenting)))[ROW].to_list(), RejectCode.NO_CONSENT.value))
+    rejected.update(
+        dict.fromkeys(
+            known.filter(~pl.col("subject_id").is_in(sorted(consenting)))[ROW].to_list(), RejectCode.NO_CONSENT.value
+        )
+    )
     accepted = known.filter(pl.col("subject_id").is_in(sorted(consenting)))
 
-    identities = resolution.new_identities.filter(
-        pl.col("subject_id").is_in(sorted(consenting - merging))
-    )
+    identities = resolution.new_identities.filter(pl.col("subject_id").is_in(sorted(consenting - merging)))
     insert_identities(session, identities, unit.clock())
     result.fields_encrypted = _write_pii(session, accepted, unit.kit, unit.clock())
     _write_traits(session, accepted, current_year=current_year, now=unit.clock())
     result.accepted = accepted.height
     result.rejected = sorted(rejected.items())
-    unit.audit("attributes.upsert", details={"received": result.received, "accepted": result.accepted,
-                                             "rejected": len(result.rejected), "fields": result.fields_encrypted})
+    unit.audit(
+        "attributes.upsert",
+        details={
+            "received": result.received,
+            "accepted": result.accepted,
+            "rejected": len(result.rejected),
+            "fields": result.fields_encrypted,
+        },
+    )
     return result
 
 
 def _validated(records: pl.DataFrame, *, current_year: int, rules: NormalizationRules) -> pl.DataFrame:
     frame = records.with_row_index(ROW).with_columns(
-        *(normalized_expr(kind, pl.col(raw), rules).alias(normalized)
-          for raw, normalized, kind, _code in IDENTIFIER_COLUMNS if raw in records.columns),
-        *(pl.lit(None, dtype=pl.String).alias(normalized)
-          for raw, normalized, _kind, _code in IDENTIFIER_COLUMNS if raw not in records.columns),
+        *(
+            normalized_expr(kind, pl.col(raw), rules).alias(normalized)
+            for raw, normalized, kind, _code in IDENTIFIER_COLUMNS
+            if raw in records.columns
+        ),
+        *(
+            pl.lit(None, dtype=pl.String).alias(normalized)
+            for raw, normalized, _kind, _code in IDENTIFIER_COLUMNS
+            if raw not in records.columns
+        ),
         partner_id=pl.lit(None, dtype=pl.Int64),
     )
     text_fields = ["first_name", "last_name", "street_address"]
     rules_in_order: list[tuple[pl.Expr, str]] = [
         (pl.col(raw).is_not_null() & pl.col(normalized).is_null(), code.value)
-        for raw, normalized, _kind, code in IDENTIFIER_COLUMNS if raw in records.columns
+        for raw, normalized, _kind, code in IDENTIFIER_COLUMNS
+        if raw in records.columns
     ]
     rules_in_order += [
         (~pl.any_horizontal([pl.col(c).is_not_null() for c in NORMALIZED_COLUMNS]), RejectCode.NO_IDENTIFIER.value),
-        (pl.col("birth_year").is_not_null() & ~pl.col("birth_year").is_between(1900, current_year),
-         AttributeCode.INVALID_BIRTH_YEAR),
-        (pl.col("birth_date").is_not_null() & ~pl.col("birth_date").str.contains(DATE_PATTERN),
-         AttributeCode.INVALID_BIRTH_DATE),
-        (pl.col("gender").is_not_null() & gender_category(pl.col("gender")).is_null(),
-         AttributeCode.INVALID_GENDER),
+        (
+            pl.col("birth_year").is_not_null() & ~pl.col("birth_year").is_between(1900, current_year),
+            AttributeCode.INVALID_BIRTH_YEAR,
+        ),
+        (
+            pl.col("birth_date").is_not_null() & ~pl.col("birth_date").str.contains(DATE_PATTERN),
+            AttributeCode.INVALID_BIRTH_DATE,
+        ),
+        (pl.col("gender").is_not_null() & gender_category(pl.col("gender")).is_null(), AttributeCode.INVALID_GENDER),
         (pl.col("region").is_not_null() & ~pl.col("region").str.contains(REGION_PATTERN), AttributeCode.INVALID_REGION),
-        *[(pl.col(c).is_not_null() & (~pl.col(c).str.contains(TEXT_PATTERN)
-                                       | (pl.col(c).str.len_chars() > CATALOGUE[c].max_length)),
-           AttributeCode.INVALID_TEXT) for c in text_fields],
+        *[
+            (
+                pl.col(c).is_not_null()
+                & (~pl.col(c).str.contains(TEXT_PATTERN) | (pl.col(c).str.len_chars() > CATALOGUE[c].max_length)),
+                AttributeCode.INVALID_TEXT,
+            )
+            for c in text_fields
+        ],
     ]
     code = pl.lit(None, dtype=pl.String)
     for condition, value in reversed(rules_in_order):
@@ -142,36 +177,47 @@ def _validated(records: pl.DataFrame, *, current_year: int, rules: Normalization
 def _consenting(session: Session, subject_ids: list[int]) -> set[int]:
     found: set[int] = set()
     for start in range(0, len(subject_ids), 5_000):
-        found.update(session.scalars(
-            select(ConsentStateRow.subject_id).where(
-                ConsentStateRow.subject_id.in_(subject_ids[start:start + 5_000]),
-                ConsentStateRow.partner_id == 0,
-                ConsentStateRow.granted.is_(True),
-            ).distinct()
-        ))
+        found.update(
+            session.scalars(
+                select(ConsentStateRow.subject_id)
+                .where(
+                    ConsentStateRow.subject_id.in_(subject_ids[start : start + 5_000]),
+                    ConsentStateRow.partner_id == 0,
+                    ConsentStateRow.granted.is_(True),
+                )
+                .distinct()
+            )
+        )
     return found
 
 
 def _write_pii(session: Session, accepted: pl.DataFrame, kit: PrivacyKit, now: datetime) -> int:
-    values = accepted.select(
-        "subject_id",
-        pl.col("email_n").alias("email"),
-        pl.col("phone_n").alias("phone"),
-        *[pl.col(name) for name in PII_FIELDS if name not in {"email", "phone"}],
-    ).unpivot(index="subject_id", variable_name="field", value_name="value").drop_nulls("value")
+    values = (
+        accepted.select(
+            "subject_id",
+            pl.col("email_n").alias("email"),
+            pl.col("phone_n").alias("phone"),
+            *[pl.col(name) for name in PII_FIELDS if name not in {"email", "phone"}],
+        )
+        .unpivot(index="subject_id", variable_name="field", value_name="value")
+        .drop_nulls("value")
+    )
     values = values.unique(subset=["subject_id", "field"], keep="last", maintain_order=True)
     if values.height == 0:
         return 0
     subjects = values["subject_id"].unique().to_list()
     keys = session.execute(
-        select(SubjectKeyRow.subject_id, SubjectKeyRow.kek_version, SubjectKeyRow.wrapped_dek)
-        .where(SubjectKeyRow.subject_id.in_(subjects))
+        select(SubjectKeyRow.subject_id, SubjectKeyRow.kek_version, SubjectKeyRow.wrapped_dek).where(
+            SubjectKeyRow.subject_id.in_(subjects)
+        )
     ).all()
     deks = {s: kit.key_wrapper.unwrap(WrappedKey(v, blob), s) for s, v, blob in keys}
     items = list(values.iter_rows())
     blobs = encrypt_many(items, deks)
-    rows = [{"subject_id": s, "field": f, "ciphertext": b, "updated_at": now}
-            for (s, f, _v), b in zip(items, blobs, strict=True)]
+    rows = [
+        {"subject_id": s, "field": f, "ciphertext": b, "updated_at": now}
+        for (s, f, _v), b in zip(items, blobs, strict=True)
+    ]
     upsert(session, SubjectPiiRow, rows, keys=["subject_id", "field"], update=["ciphertext", "updated_at"])
     return len(rows)
 
@@ -179,7 +225,8 @@ def _write_pii(session: Session, accepted: pl.DataFrame, kit: PrivacyKit, now: d
 def _write_traits(session: Session, accepted: pl.DataFrame, *, current_year: int, now: datetime) -> None:
     traits = accepted.select(
         "subject_id",
-        pl.when(pl.col("birth_year").is_not_null()).then(age_band(pl.col("birth_year"), current_year=current_year))
+        pl.when(pl.col("birth_year").is_not_null())
+        .then(age_band(pl.col("birth_year"), current_year=current_year))
         .alias("age_band"),
         gender_category(pl.col("gender")).alias("gender"),
         "region",
@@ -187,5 +234,11 @@ def _write_traits(session: Session, accepted: pl.DataFrame, *, current_year: int
     if traits.height == 0:
         return
     rows = [{**row, "updated_at": now} for row in traits.to_dicts()]
-    upsert(session, SubjectTraitsRow, rows, keys=["subject_id"], update=["age_band", "gender", "region", "updated_at"],
-           keep_where_null=["age_band", "gender", "region"])
+    upsert(
+        session,
+        SubjectTraitsRow,
+        rows,
+        keys=["subject_id"],
+        update=["age_band", "gender", "region", "updated_at"],
+        keep_where_null=["age_band", "gender", "region"],
+    )

@@ -46,8 +46,16 @@ PII_FIELDS: Final = tuple(name for name, spec in CATALOGUE.items() if spec.kind 
 GENDERS: Final = ("female", "male", "other", "undisclosed")
 # What sources send for the same four categories (e.g. the German civil-status "divers").
 GENDER_SYNONYMS: Final = {
-    "f": "female", "woman": "female", "m": "male", "man": "male", "diverse": "other", "divers": "other",
-    "non-binary": "other", "nonbinary": "other", "x": "other", "unknown": "undisclosed",
+    "f": "female",
+    "woman": "female",
+    "m": "male",
+    "man": "male",
+    "diverse": "other",
+    "divers": "other",
+    "non-binary": "other",
+    "nonbinary": "other",
+    "x": "other",
+    "unknown": "undisclosed",
     "prefer not to say": "undisclosed",
 }
 
@@ -63,11 +71,17 @@ def age_band(birth_year: pl.Expr, *, current_year: int) -> pl.Expr:
     """Coarse bands; minors are one band, because their data deserves the least detail."""
     age = pl.lit(current_year) - birth_year
     return (
-        pl.when(age < 18).then(pl.lit("<18"))
-        .when(age < 25).then(pl.lit("18-24"))
-        .when(age < 35).then(pl.lit("25-34"))
-        .when(age < 45).then(pl.lit("35-44"))
-        .when(age < 55).then(pl.lit("45-54"))
-        .when(age < 65).then(pl.lit("55-64"))
+        pl.when(age < 18)
+        .then(pl.lit("<18"))
+        .when(age < 25)
+        .then(pl.lit("18-24"))
+        .when(age < 35)
+        .then(pl.lit("25-34"))
+        .when(age < 45)
+        .then(pl.lit("35-44"))
+        .when(age < 55)
+        .then(pl.lit("45-54"))
+        .when(age < 65)
+        .then(pl.lit("55-64"))
         .otherwise(pl.lit("65+"))
     )

@@ -16,10 +16,28 @@ from server.settings import Settings
 from server.storage.tables import AuditEntryRow
 
 COMMANDS = [
-    [], ["init"], ["migrate"], ["serve"], ["demo"], ["keys"], ["keys", "create"], ["keys", "list"],
-    ["keys", "revoke"], ["keys", "rotate-kek"], ["keys", "retire-kek"], ["keys", "status"], ["partners"],
-    ["partners", "create"], ["partners", "list"], ["audit"], ["audit", "verify"], ["import"], ["identity"],
-    ["identity", "merges"], ["identity", "split"], ["demo", "generate"],
+    [],
+    ["init"],
+    ["migrate"],
+    ["serve"],
+    ["demo"],
+    ["keys"],
+    ["keys", "create"],
+    ["keys", "list"],
+    ["keys", "revoke"],
+    ["keys", "rotate-kek"],
+    ["keys", "retire-kek"],
+    ["keys", "status"],
+    ["partners"],
+    ["partners", "create"],
+    ["partners", "list"],
+    ["audit"],
+    ["audit", "verify"],
+    ["import"],
+    ["identity"],
+    ["identity", "merges"],
+    ["identity", "split"],
+    ["demo", "generate"],
 ]
 
 
@@ -28,7 +46,12 @@ def audience(*args: str, directory: Path, env: dict[str, str] | None = None) -> 
     environment.update({"AUDIENCE_DATA_DIR": str(directory / "data"), "COLUMNS": "200"}, **(env or {}))
     return subprocess.run(
         [sys.executable, "-m", "server.cli.main", *args],
-        cwd=directory, env=environment, capture_output=True, text=True, timeout=120, check=False,
+        cwd=directory,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
 
 
@@ -62,11 +85,30 @@ def test_init_creates_a_private_keyring_and_prints_an_admin_key_once(initialized
 
 def test_keys_and_partners_round_trip(initialized: tuple[Path, dict[str, str]]) -> None:
     directory, env = initialized
-    created = audience("partners", "create", "acme-media", "--purpose", "analytics", "--purpose", "advertising",
-                       directory=directory, env=env)
+    created = audience(
+        "partners",
+        "create",
+        "acme-media",
+        "--purpose",
+        "analytics",
+        "--purpose",
+        "advertising",
+        directory=directory,
+        env=env,
+    )
     assert created.returncode == 0, created.stderr
-    key = audience("keys", "create", "--role", "partner", "--partner", "acme-media", "--label", "acme",
-                   directory=directory, env=env)
+    key = audience(
+        "keys",
+        "create",
+        "--role",
+        "partner",
+        "--partner",
+        "acme-media",
+        "--label",
+        "acme",
+        directory=directory,
+        env=env,
+    )
     assert key.returncode == 0, key.stderr
     token = next(line for line in key.stdout.splitlines() if line.startswith("aud_"))
     key_id = token.split("_", 1)[1].split(".", 1)[0]
@@ -81,8 +123,9 @@ def test_keys_and_partners_round_trip(initialized: tuple[Path, dict[str, str]]) 
 
 def test_partner_key_needs_an_existing_partner(initialized: tuple[Path, dict[str, str]]) -> None:
     directory, env = initialized
-    result = audience("keys", "create", "--role", "partner", "--partner", "nobody", "--label", "x",
-                      directory=directory, env=env)
+    result = audience(
+        "keys", "create", "--role", "partner", "--partner", "nobody", "--label", "x", directory=directory, env=env
+    )
     assert result.returncode == 2
     assert len(result.stderr.strip().splitlines()) == 1
 

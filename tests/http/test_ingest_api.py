@@ -139,7 +139,8 @@ def test_unknown_properties_are_counted_and_never_stored(live_server: LiveServer
     )
     body = live_server.graphql(
         "mutation($b: EventBatchInput!) { ingestEvents(batch: $b) { accepted droppedFields } }",
-        token=token, variables={"b": {"events": [chatty, event()]}},
+        token=token,
+        variables={"b": {"events": [chatty, event()]}},
     ).json()
     assert body["data"]["ingestEvents"] == {"accepted": 2, "droppedFields": 4}
     with live_server.runtime.sessions() as session:

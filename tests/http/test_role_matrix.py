@@ -109,6 +109,7 @@ def test_key_labels_cannot_carry_personal_data(live_server: LiveServer) -> None:
     for label in ("ana.lopez@example.org", "call +49 151 1234567", "x" * 65, ""):
         body = live_server.graphql(
             "mutation($l: String!) { createApiKey(role: ANALYST, label: $l) { token errors { code } } }",
-            token=admin, variables={"l": label},
+            token=admin,
+            variables={"l": label},
         ).json()
         assert body["data"]["createApiKey"] == {"token": None, "errors": [{"code": "INVALID_LABEL"}]}, label

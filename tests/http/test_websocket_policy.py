@@ -19,8 +19,12 @@ def ws_url(server: LiveServer) -> str:
 def handshake(server: LiveServer, protocol: str, token: str | None) -> str:
     """Open, send connection_init, return the first message's type."""
     headers = {"authorization": f"Bearer {token}"} if token else {}
-    with connect(ws_url(server), subprotocols=[protocol], additional_headers=headers,  # type: ignore[list-item]
-                 open_timeout=5) as socket:
+    with connect(
+        ws_url(server),
+        subprotocols=[protocol],
+        additional_headers=headers,  # type: ignore[list-item]
+        open_timeout=5,
+    ) as socket:
         socket.send(json.dumps({"type": "connection_init"}))
         return str(json.loads(socket.recv(timeout=5))["type"])
 

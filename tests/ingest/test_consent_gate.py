@@ -154,8 +154,13 @@ def test_a_partner_event_grants_only_sharing_with_that_partner(clocked: Runtime)
     acme = add_partner(clocked, "acme")
     other = add_partner(clocked, "other-media")
     ingest(clocked, [event(email="ana@example.org", consent_purposes=["analytics"])])
-    from_acme = event(partner="acme", email="ana@example.org", partner_user_id="pu-1", channel="partner",
-                      consent_purposes=["analytics", "advertising"])
+    from_acme = event(
+        partner="acme",
+        email="ana@example.org",
+        partner_user_id="pu-1",
+        channel="partner",
+        consent_purposes=["analytics", "advertising"],
+    )
     result = ingest(clocked, [from_acme])
     assert result.accepted == 1
     subject = subject_of(clocked, IdentifierKind.PARTNER_USER_ID, "pu-1", partner_id=acme)
@@ -217,6 +222,7 @@ def test_a_partner_onboards_on_its_own_attested_consent_but_never_moves_own_purp
 def test_an_old_statement_arriving_late_does_not_override_a_newer_withdrawal(clocked: Runtime) -> None:
     ingest(clocked, [event(anonymous_id="dev-9", consent_purposes=["analytics"], timestamp=NOW - timedelta(hours=2))])
     ingest(clocked, [event(anonymous_id="dev-9", consent_purposes=[], timestamp=NOW - timedelta(minutes=5))])
-    late = ingest(clocked, [event(anonymous_id="dev-9", consent_purposes=["analytics"],
-                                  timestamp=NOW - timedelta(minutes=30))])
+    late = ingest(
+        clocked, [event(anonymous_id="dev-9", consent_purposes=["analytics"], timestamp=NOW - timedelta(minutes=30))]
+    )
     assert late.rejected == [RejectedRecord(0, RejectCode.NO_CONSENT)]

@@ -409,9 +409,7 @@ def test_concurrent_batches_with_the_same_new_person_leave_no_orphan(runtime: Ru
     assert errors == []
     with clocked.sessions() as session:
         orphaned = session.scalar(
-            select(func.count()).select_from(EventRow).where(
-                ~EventRow.subject_id.in_(select(IdentityRow.subject_id))
-            )
+            select(func.count()).select_from(EventRow).where(~EventRow.subject_id.in_(select(IdentityRow.subject_id)))
         )
         owners = session.scalar(select(func.count(func.distinct(EventRow.subject_id))))
     assert orphaned == 0

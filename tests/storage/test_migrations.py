@@ -65,8 +65,16 @@ def test_rekeying_events_keeps_every_stored_event_both_ways(runtime: Runtime) ->
     with runtime.sessions() as session:
         assert session.scalar(select(func.count()).select_from(EventRow)) == 50
         session.add(
-            EventRow(source="web", event_id="m-7", subject_id=1, origin_subject_id=1, type="click",
-                     channel="web", occurred_at=stored_at, received_at=stored_at)
+            EventRow(
+                source="web",
+                event_id="m-7",
+                subject_id=1,
+                origin_subject_id=1,
+                type="click",
+                channel="web",
+                occurred_at=stored_at,
+                received_at=stored_at,
+            )
         )
         with pytest.raises(IntegrityError):
             session.flush()
