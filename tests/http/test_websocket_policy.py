@@ -7,6 +7,7 @@ import json
 import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
+from websockets.typing import Subprotocol
 
 from server.auth.principal import Role
 from tests.support.live_server import LiveServer
@@ -21,8 +22,8 @@ def handshake(server: LiveServer, protocol: str, token: str | None) -> str:
     headers = {"authorization": f"Bearer {token}"} if token else {}
     with connect(
         ws_url(server),
-        subprotocols=[protocol],
-        additional_headers=headers,  # type: ignore[list-item]
+        subprotocols=[Subprotocol(protocol)],
+        additional_headers=headers,
         open_timeout=5,
     ) as socket:
         socket.send(json.dumps({"type": "connection_init"}))
