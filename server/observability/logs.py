@@ -2,7 +2,9 @@
 
 Only fields we put there on purpose reach a line: the message, the logger, the level and an
 allow-list of ``extra`` keys. Exception text is never formatted, because a driver's message
-(an IntegrityError's DETAIL, say) can quote a stored value.
+(an IntegrityError's DETAIL, say) can quote a stored value. A message's ``%`` arguments are not
+filled in either, except for the server's own start and stop lines (a process id, an address
+and a port), which an operator needs and which cannot carry anyone's data.
 """
 
 from __future__ import annotations
@@ -34,13 +36,36 @@ ALLOWED_EXTRA_FIELDS = frozenset(
 )
 
 
+# (logger, message template) whose arguments are filled in: uvicorn's lifecycle lines only.
+FORMATTED_TEMPLATES = frozenset(
+    ("uvicorn.error", template)
+    for template in (
+        "Started server process [%d]",
+        "Finished server process [%d]",
+        "Uvicorn running on %s://%s:%d (Press CTRL+C to quit)",
+        "Uvicorn running on %s://[%s]:%d (Press CTRL+C to quit)",
+    )
+)
+
+
+def _message(record: logging.LogRecord) -> str:
+    if not isinstance(record.msg, str):
+        return type(record.msg).__name__
+    if record.args and (record.name, record.msg) in FORMATTED_TEMPLATES:
+        try:
+            return record.msg % record.args
+        except (TypeError, ValueError):
+            return record.msg
+    return record.msg
+
+
 class JsonLineFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, Any] = {
             "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "msg": record.msg if isinstance(record.msg, str) else type(record.msg).__name__,
+            "msg": _message(record),
         }
         for key in ALLOWED_EXTRA_FIELDS:
             value = record.__dict__.get(key)
