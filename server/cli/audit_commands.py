@@ -6,10 +6,10 @@ import argparse
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from server.audit import service
 from server.auth.principal import SYSTEM_ACTOR
+from server.cli.progress import counted_progress
 from server.runtime import build_runtime
 from server.settings import load_settings
 from server.storage.audit_store import read_head
@@ -29,14 +29,7 @@ def run_audit_verify(_arguments: argparse.Namespace, console: Console) -> int:
     try:
         with runtime.sessions() as session:
             total = read_head(session)[0]
-            with Progress(
-                TextColumn("verifying"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeRemainingColumn(),
-                console=console,
-                transient=True,
-            ) as progress:
+            with counted_progress("verifying", console) as progress:
                 task = progress.add_task("verify", total=total)
                 verdict = service.verify(session, runtime.keyring, on_entry=lambda: progress.advance(task))
         with runtime.unit_of_work(SYSTEM_ACTOR) as unit:

@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from server.cli.errors import CliError
+from server.cli.progress import rows_progress
 from server.ingest.files import (
     DEFAULT_CHUNK_SIZE,
     EventChunk,
@@ -106,19 +106,6 @@ def run_import(arguments: argparse.Namespace, console: Console) -> int:
     if totals.rejected:
         console.print(f"rejected records listed in {report_path} (record number and code only)")
     return 0
-
-
-def rows_progress(console: Console) -> Progress:
-    """A bar with rows done and rows/s; the import and the demo load share it."""
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TaskProgressColumn(),
-        TextColumn("{task.fields[rows]:,} rows"),
-        TextColumn("{task.fields[rate]:,.0f} rows/s"),
-        TimeElapsedColumn(),
-        console=console,
-    )
 
 
 def summary_table(totals: ImportTotals, *, title: str) -> Table:

@@ -7,12 +7,12 @@ import dataclasses
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from privacy.keyring import KeyPurpose
 from server.auth.principal import SYSTEM_ACTOR
 from server.cli.errors import CliError
+from server.cli.progress import counted_progress
 from server.keys.rotation import (
     REWRAP_BATCH,
     RewrapBatch,
@@ -100,14 +100,7 @@ def run_rotate_kek(arguments: argparse.Namespace, console: Console) -> int:
             )
             with runtime.sessions() as session:
                 outdated = count_outdated(session, current)
-        with Progress(
-            TextColumn("re-wrapping data keys"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeRemainingColumn(),
-            console=console,
-            transient=True,
-        ) as progress:
+        with counted_progress("re-wrapping data keys", console) as progress:
             task = progress.add_task("rewrap", total=outdated)
 
             def advance(batch: RewrapBatch) -> None:

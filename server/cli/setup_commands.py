@@ -18,7 +18,8 @@ from privacy.keyring import KeyringError, generate_keyring, write_keyring_file
 from server.auth import api_keys
 from server.auth.principal import SYSTEM_ACTOR, Role
 from server.cli.errors import CliError
-from server.cli.import_commands import rows_progress, summary_table
+from server.cli.import_commands import summary_table
+from server.cli.progress import rows_progress
 from server.demo import FORMATS, Format, generate_to_directory
 from server.demo import load as demo_load
 from server.ingest.files import EventChunk

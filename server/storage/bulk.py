@@ -2,10 +2,9 @@
 
 PostgreSQL gets ``COPY`` (straight into the table, or into a temporary table followed by one
 ``INSERT ... SELECT ... ON CONFLICT``), so a racing duplicate never fails the batch. SQLite gets
-one ``executemany`` of multi-row statements on the driver. Values are formatted by Polars as SQLAlchemy
-stores them (timestamps as naive UTC), so rows written here read back exactly like rows written
-by the ORM. SQLite statements carry many rows each (``SQLITE_ROWS_PER_STATEMENT``), within the
-driver's limit on parameters.
+``INSERT ... VALUES`` statements of ``SQLITE_ROWS_PER_STATEMENT`` rows each (within the driver's
+limit on parameters) on the driver. Values are formatted by Polars as SQLAlchemy stores them
+(timestamps as naive UTC), so rows written here read back exactly like rows written by the ORM.
 """
 
 from __future__ import annotations

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import stat
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,6 +13,7 @@ from sqlalchemy import update
 from server.runtime import build_runtime
 from server.settings import Settings
 from server.storage.tables import AuditEntryRow
+from tests.support.cli import run_audience
 
 COMMANDS = [
     [],
@@ -42,17 +42,7 @@ COMMANDS = [
 
 
 def audience(*args: str, directory: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("AUDIENCE_")}
-    environment.update({"AUDIENCE_DATA_DIR": str(directory / "data"), "COLUMNS": "200"}, **(env or {}))
-    return subprocess.run(
-        [sys.executable, "-m", "server.cli.main", *args],
-        cwd=directory,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return run_audience(*args, directory=directory, env={"AUDIENCE_DATA_DIR": str(directory / "data"), **(env or {})})
 
 
 @pytest.fixture

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -13,22 +11,14 @@ from sqlalchemy import create_engine, text
 
 from server.demo import generate_population
 from server.taxonomy import load_taxonomy
+from tests.support.cli import run_audience
 
 PEOPLE = 300
 SEED = 4242
 
 
 def audience(*args: str, directory: Path) -> subprocess.CompletedProcess[str]:
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("AUDIENCE_")} | {"COLUMNS": "200"}
-    return subprocess.run(
-        [sys.executable, "-m", "server.cli.main", *args],
-        cwd=directory,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    return run_audience(*args, directory=directory, timeout=300)
 
 
 def test_demo_loads_generated_people_without_writing_them_in_clear(tmp_path: Path) -> None:
