@@ -22,9 +22,13 @@ _POSTGRES_AWAY_CLASSES = frozenset({"08", "53", "57", "58"})
 _POSTGRES_READ_ONLY = "25006"  # a standby after a failover
 
 
+class WaitExpired(Exception):
+    """A bounded wait for the database (or for this process's turn to write) ran out."""
+
+
 def is_unavailable(error: BaseException) -> bool:
     """True when ``error`` (raised by SQLAlchemy or a driver) means the database cannot serve now."""
-    if isinstance(error, PoolTimeout):
+    if isinstance(error, PoolTimeout | WaitExpired):
         return True
     original = error.orig if isinstance(error, DBAPIError) else error
     if isinstance(original, sqlite3.Error):
