@@ -72,7 +72,9 @@ class AccessMutations:
 
     @strawberry.mutation(
         extensions=ADMIN,
-        description="Revoke an API key: refused from the next request, and on an open WebSocket from its next operation.",
+        description=(
+            "Revoke an API key: refused from the next request, and on an open WebSocket from its next operation."
+        ),
     )
     async def revoke_api_key(self, info: Info[Context, None], key_id: str) -> RevokeApiKeyPayload:
         def work(unit: UnitOfWork) -> RevokeApiKeyPayload:
