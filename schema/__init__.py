@@ -26,6 +26,7 @@ from schema.access.queries import AccessQueries
 from schema.audit.queries import AuditQueries
 from schema.consent.mutations import ConsentMutations
 from schema.consent.queries import ConsentQueries
+from schema.error_boundary import ErrorPolicySchema
 from schema.ingest.mutations import IngestMutations
 from schema.ingest.types import SEGMENT_EVENT_SCALAR, SegmentEvent
 from schema.limits import IntrospectionPolicy, max_root_fields_rule
@@ -69,7 +70,7 @@ def build_schema(settings: Settings, *, metrics: Metrics | None = None) -> straw
         lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
         lambda: AddValidationRules(limit_rules),
     ]
-    schema = strawberry.Schema(
+    schema = ErrorPolicySchema(
         query=Query,
         mutation=Mutation,
         extensions=extensions,

@@ -22,6 +22,7 @@ from server.privacy_kit import PrivacyKit, build_kit
 from server.settings import Settings
 from server.storage.audit_store import SqlAuditStore
 from server.storage.base import utc_now
+from server.storage.bounded_waits import DatabaseTimeouts, bounded_turn
 from server.storage.checkpointer import WAL_BOUND_PAGES, WalCheckpointer, sqlite_file
 from server.storage.engine import SQLITE_CHECKPOINT_PAGES, WRITE_INTENT, build_engine, is_sqlite, session_factory
 
@@ -67,7 +68,9 @@ class Runtime:
             self.checkpointer.request()
 
     def _writer_turn(self) -> AbstractContextManager[object]:
-        return self._sqlite_writer if is_sqlite(self.engine) else nullcontext()
+        if not is_sqlite(self.engine):
+            return nullcontext()
+        return bounded_turn(self._sqlite_writer, self.settings.database_pool_timeout_seconds)
 
     def dispose(self) -> None:
         if self.checkpointer is not None:
@@ -89,7 +92,9 @@ def build_runtime(settings: Settings, *, keyring: Keyring | None = None) -> Runt
     kit = build_kit(keyring, settings)
     database = sqlite_file(settings.effective_database_url)
     autocheckpoint = SQLITE_CHECKPOINT_PAGES if database is None else WAL_BOUND_PAGES
-    engine = build_engine(settings.effective_database_url, wal_autocheckpoint=autocheckpoint)
+    engine = build_engine(
+        settings.effective_database_url, wal_autocheckpoint=autocheckpoint, timeouts=database_timeouts(settings)
+    )
     checkpointer = None if database is None else WalCheckpointer(database).start()
     return Runtime(
         settings=settings,
@@ -98,6 +103,15 @@ def build_runtime(settings: Settings, *, keyring: Keyring | None = None) -> Runt
         keyring=keyring,
         kit=kit,
         checkpointer=checkpointer,
+    )
+
+
+def database_timeouts(settings: Settings) -> DatabaseTimeouts:
+    return DatabaseTimeouts(
+        connect_s=settings.database_connect_timeout_seconds,
+        statement_s=settings.database_statement_timeout_seconds,
+        pool_s=settings.database_pool_timeout_seconds,
+        sqlite_busy_s=settings.sqlite_busy_timeout_seconds,
     )
 
 

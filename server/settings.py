@@ -71,6 +71,26 @@ class Settings(BaseSettings):
     )
     parser_cache_size: int = Field(default=1024, ge=16)
     validation_cache_size: int = Field(default=1024, ge=16)
+    # Bounded waits on the database (server/storage/bounded_waits.py): a partition or a full disk
+    # is answered with a 503, never held.
+    database_connect_timeout_seconds: float = Field(
+        default=5, gt=0, le=300, description="PostgreSQL: give up connecting after this long."
+    )
+    database_statement_timeout_seconds: float = Field(
+        default=30,
+        gt=0,
+        le=86_400,
+        description="PostgreSQL: the server cancels a statement after this long; the client waits 2 s more.",
+    )
+    database_pool_timeout_seconds: float = Field(
+        default=5, gt=0, le=300, description="Wait for a pooled connection (PostgreSQL), a write turn (SQLite)."
+    )
+    sqlite_busy_timeout_seconds: float = Field(
+        default=10, gt=0, le=300, description="SQLite: wait this long for another process's write lock."
+    )
+    readiness_timeout_seconds: float = Field(
+        default=2, gt=0, le=60, description="/readyz says not ready when its database check takes longer."
+    )
 
     @field_validator("database_url")
     @classmethod

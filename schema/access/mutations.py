@@ -70,7 +70,12 @@ class AccessMutations:
 
         return await info.context.run(work)
 
-    @strawberry.mutation(extensions=ADMIN, description="Revoke an API key at once.")
+    @strawberry.mutation(
+        extensions=ADMIN,
+        description=(
+            "Revoke an API key: refused from the next request, and on an open WebSocket from its next operation."
+        ),
+    )
     async def revoke_api_key(self, info: Info[Context, None], key_id: str) -> RevokeApiKeyPayload:
         def work(unit: UnitOfWork) -> RevokeApiKeyPayload:
             if not api_keys.revoke_key(unit.session, key_id=key_id, now=unit.clock()):

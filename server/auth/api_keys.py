@@ -91,11 +91,7 @@ def authenticate(session: Session, token: str) -> Principal | None:
     if match is None:
         return None
     key_id, secret = match.groups()
-    row = session.execute(
-        select(ApiKeyRow, PartnerRow.purposes)
-        .outerjoin(PartnerRow, PartnerRow.id == ApiKeyRow.partner_id)
-        .where(ApiKeyRow.key_id == key_id)
-    ).one_or_none()
+    row = _key_with_purposes(session, key_id)
     candidate = _hash_secret(secret)
     if row is None:
         hmac.compare_digest(candidate, bytes(32))  # same work whether or not the id exists
@@ -103,6 +99,31 @@ def authenticate(session: Session, token: str) -> Principal | None:
     key, purposes = row
     if not hmac.compare_digest(candidate, key.secret_hash) or key.revoked_at is not None:
         return None
+    return _principal(key, purposes)
+
+
+def current_principal(session: Session, principal: Principal) -> Principal | None:
+    """The key as it stands now, for a connection that proved its secret earlier (an open WebSocket).
+
+    None once the key is revoked; otherwise its role, partner and purposes as stored now, so a
+    change made after the socket opened applies to its next operation.
+    """
+    row = _key_with_purposes(session, principal.key_id)
+    if row is None or row[0].revoked_at is not None:
+        return None
+    return _principal(*row)
+
+
+def _key_with_purposes(session: Session, key_id: str) -> tuple[ApiKeyRow, list[str] | None] | None:
+    row = session.execute(
+        select(ApiKeyRow, PartnerRow.purposes)
+        .outerjoin(PartnerRow, PartnerRow.id == ApiKeyRow.partner_id)
+        .where(ApiKeyRow.key_id == key_id)
+    ).one_or_none()
+    return None if row is None else (row[0], row[1])
+
+
+def _principal(key: ApiKeyRow, purposes: list[str] | None) -> Principal:
     return Principal(
         key_id=key.key_id,
         role=Role(key.role),

@@ -1,15 +1,19 @@
 """The /graphql endpoint: authenticate the API key, then hand over to Strawberry.
 
 Authentication happens before parsing, so a caller without a valid key learns nothing about
-the schema: no validation messages, no field errors, just ``UNAUTHENTICATED``.
+the schema: no validation messages, no field errors, just ``UNAUTHENTICATED``. Every answer is
+JSON with a code: a request Strawberry refuses before running it (its plain-text 400s) and a
+database that is away when the key is looked up (503 with the request id) included.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, cast
 
 import orjson
+from cross_web import HTTPException
+from graphql.error import GraphQLFormattedError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
@@ -18,23 +22,33 @@ from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
-from strawberry.types import ExecutionResult
+from strawberry.types.unset import UNSET
 
 from schema.context import Context
-from schema.errors import shape_errors
+from schema.errors import (
+    REQUEST_ERRORS,
+    UNAUTHENTICATED_ERROR,
+    ErrorCode,
+    request_error,
+    scrub_message,
+    unavailable_error,
+)
 from server.auth import api_keys
 from server.auth.principal import Principal
+from server.http.key_checked_socket import KeyCheckedTransportWSHandler
 from server.ingest.group_commit import GroupCommitter
 from server.runtime import Runtime
+from server.storage.availability import is_unavailable
 
 BEARER = "bearer "
 
 
 class StrawberryView(GraphQL[Context, None]):
+    graphql_transport_ws_handler_class = KeyCheckedTransportWSHandler
+
     def __init__(self, runtime: Runtime, **options: Any) -> None:
         super().__init__(**options)
         self.runtime = runtime
-        self.known_names = schema_names(options["schema"])
         self.group_commit = GroupCommitter(runtime, max_events=runtime.settings.ingest_max_batch)
 
     def decode_json(self, data: str | bytes) -> object:
@@ -57,11 +71,28 @@ class StrawberryView(GraphQL[Context, None]):
             group_commit=self.group_commit,
         )
 
-    async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:
-        if result.errors:
-            request_id = request.scope.get("state", {}).get("request_id", "-")
-            result.errors = shape_errors(result.errors, request_id, self.known_names)
-        return await super().process_result(request, result)
+    async def run(self, request: Any, context: Any = UNSET, root_value: Any = UNSET) -> Any:
+        """Strawberry answers a request it refuses before running with plain text, which may
+        name what the client sent (``Unknown operation named "..."``): JSON with a code instead."""
+        try:
+            return await super().run(request, context, root_value)
+        except HTTPException as refused:
+            cause = refused.__cause__
+            if isinstance(cause, REQUEST_ERRORS):
+                code, message = request_error(cause)
+            else:
+                code, message = ErrorCode.BAD_REQUEST, scrub_message(refused.reason)
+            return _json_errors([{"message": message, "extensions": {"code": code}}], refused.status_code)
+
+    def create_response(
+        self, response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse], sub_response: Response
+    ) -> Response:
+        """503 when the database was away, so that clients and load balancers retry."""
+        response = super().create_response(response_data, sub_response)
+        results = response_data if isinstance(response_data, list) else [response_data]
+        if any(_has_code(result, ErrorCode.SERVICE_UNAVAILABLE) for result in results):
+            response.status_code = 503
+        return response
 
 
 class GraphQLEndpoint:
@@ -72,7 +103,13 @@ class GraphQLEndpoint:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         token = _bearer_token(scope)
-        principal = await self._authenticate(token) if token else None
+        try:
+            principal = await self._authenticate(token) if token else None
+        except Exception as error:
+            if not is_unavailable(error):
+                raise
+            await _database_away(scope, receive, send, error)
+            return
         asks_for_ide = scope["type"] == "http" and scope.get("method") == "GET"
         if principal is None and (token or not (self.anonymous_allowed or asks_for_ide)):
             await _unauthenticated(scope, receive, send)
@@ -88,15 +125,10 @@ class GraphQLEndpoint:
         return await run_in_threadpool(check)
 
 
-def schema_names(schema: Any) -> frozenset[str]:
-    """Type, field and argument names that error messages may repeat."""
-    names: set[str] = set()
-    for type_name, graphql_type in schema._schema.type_map.items():
-        names.add(type_name)
-        for field_name, field in (getattr(graphql_type, "fields", None) or {}).items():
-            names.add(field_name)
-            names.update(getattr(field, "args", {}) or {})
-    return frozenset(names)
+def _has_code(result: GraphQLHTTPResponse, code: str) -> bool:
+    """Strawberry types formatted errors as ``object``; they are ``GraphQLFormattedError`` dicts."""
+    errors = cast("list[GraphQLFormattedError]", result.get("errors") or [])
+    return any((error.get("extensions") or {}).get("code") == code for error in errors)
 
 
 def _bearer_token(scope: Scope) -> str | None:
@@ -113,11 +145,22 @@ async def _unauthenticated(scope: Scope, receive: Receive, send: Send) -> None:
     if scope["type"] == "websocket":
         await send({"type": "websocket.close", "code": 4401})
         return
-    body = json.dumps(
-        {"errors": [{"message": "authentication required", "extensions": {"code": "UNAUTHENTICATED"}}]}
-    ).encode()
-    response = Response(body, status_code=401, media_type="application/json", headers={"www-authenticate": "Bearer"})
+    response = _json_errors([UNAUTHENTICATED_ERROR], 401)
+    response.headers["www-authenticate"] = "Bearer"
     await response(scope, receive, send)
+
+
+async def _database_away(scope: Scope, receive: Receive, send: Send, error: Exception) -> None:
+    """The key could not be looked up: neither refused nor let in, but asked to come back."""
+    request_id = scope.get("state", {}).get("request_id", "-")
+    if scope["type"] == "websocket":
+        await send({"type": "websocket.close", "code": 1013})  # "try again later"
+        return
+    await _json_errors([unavailable_error(request_id, error).formatted], 503)(scope, receive, send)
+
+
+def _json_errors(errors: list[GraphQLFormattedError], status_code: int) -> Response:
+    return Response(json.dumps({"errors": errors}).encode(), status_code=status_code, media_type="application/json")
 
 
 def build_view(runtime: Runtime, schema: Any) -> StrawberryView:

@@ -33,6 +33,9 @@ class RequestContextMiddleware:
         self.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            # One id for the socket's life: errors on it quote this id, as an HTTP answer's would.
+            scope.setdefault("state", {}).update(request_id=_request_id(scope), log_fields={})
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return

@@ -9,7 +9,9 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-SQLITE_BUSY_TIMEOUT_MS = 10_000
+from server.storage.bounded_waits import DatabaseTimeouts, bound_postgres
+
+SQLITE_BUSY_TIMEOUT_S = 10.0
 # Execution option: this transaction will write. On SQLite it then takes the write lock at BEGIN,
 # because a transaction that reads first cannot become a writer once another writer has
 # committed (SQLITE_BUSY_SNAPSHOT, which the busy timeout does not retry).
@@ -20,11 +22,19 @@ SQLITE_CACHE_KIB = 65_536
 SQLITE_CHECKPOINT_PAGES = 10_000
 
 
-def build_engine(url: str, *, wal_autocheckpoint: int = SQLITE_CHECKPOINT_PAGES, **options: Any) -> Engine:
+def build_engine(
+    url: str,
+    *,
+    wal_autocheckpoint: int = SQLITE_CHECKPOINT_PAGES,
+    timeouts: DatabaseTimeouts | None = None,
+    **options: Any,
+) -> Engine:
     """Built on demand, never at import time, so tests and the CLI choose their own database.
 
     ``wal_autocheckpoint`` (SQLite only) is raised by a runtime whose own thread checkpoints:
     there SQLite's checkpoint only bounds the WAL (see ``server.storage.checkpointer``).
+    ``timeouts`` bound every wait (``server.storage.bounded_waits``); the runtime passes them, and
+    only migrations and test set-up go without (a migration's statements may run long).
     """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
@@ -32,15 +42,21 @@ def build_engine(url: str, *, wal_autocheckpoint: int = SQLITE_CHECKPOINT_PAGES,
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(parsed, **options)
-        _configure_sqlite(engine, wal_autocheckpoint=wal_autocheckpoint)
+        busy_s = SQLITE_BUSY_TIMEOUT_S if timeouts is None else timeouts.sqlite_busy_s
+        _configure_sqlite(engine, wal_autocheckpoint=wal_autocheckpoint, busy_timeout_ms=round(busy_s * 1000))
         return engine
     if parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")
     options.setdefault("pool_pre_ping", True)
-    return create_engine(parsed, **options)
+    if timeouts is not None:
+        options.setdefault("pool_timeout", timeouts.pool_s)
+    engine = create_engine(parsed, **options)
+    if timeouts is not None:
+        bound_postgres(engine, timeouts)
+    return engine
 
 
-def _configure_sqlite(engine: Engine, *, wal_autocheckpoint: int) -> None:
+def _configure_sqlite(engine: Engine, *, wal_autocheckpoint: int, busy_timeout_ms: int) -> None:
     """WAL for concurrent readers, enforced foreign keys, and real transactions.
 
     pysqlite's own transaction handling defers BEGIN; we take it over so that SAVEPOINT and
@@ -53,7 +69,7 @@ def _configure_sqlite(engine: Engine, *, wal_autocheckpoint: int) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
         cursor.execute("PRAGMA synchronous=NORMAL")
         # 64 MiB page cache (the default is 2 MiB): index inserts with random keys need the room.
         cursor.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")

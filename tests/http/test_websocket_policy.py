@@ -11,10 +11,7 @@ from websockets.typing import Subprotocol
 
 from server.auth.principal import Role
 from tests.support.live_server import LiveServer
-
-
-def ws_url(server: LiveServer) -> str:
-    return server.base_url.replace("http://", "ws://") + "/graphql"
+from tests.support.websocket import ws_url
 
 
 def handshake(server: LiveServer, protocol: str, token: str | None) -> str:

@@ -45,3 +45,22 @@ def test_validation_messages_never_echo_values(message: str) -> None:
 def test_errors_with_a_code_keep_it() -> None:
     [shaped] = shape_errors([GraphQLError("not permitted", extensions={"code": "FORBIDDEN"})], "req")
     assert (shaped.message, shaped.extensions) == ("not permitted", {"code": "FORBIDDEN"})
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "String cannot represent a non string value: zq123",
+        "Expected value of type 'IdentifierInput' not to include unknown field 'zq', found: { kind: EMAIL, zq: 1 }.",
+        "Variable '$s' has invalid value: Int cannot represent non-integer value: 'zq'",
+        "Fields 'zq' conflict because 'viewer' and 'partners' are different fields.",
+        "Cannot query field 'viewr' on type 'Query'. Did you mean 'viewer'?",
+    ],
+)
+def test_shaping_twice_changes_nothing(message: str) -> None:
+    """Strawberry's validation cache hands the same error list to every request with that document."""
+    known = frozenset({"viewer", "partners", "Query", "IdentifierInput"})
+    [once] = shape_errors([GraphQLError(message)], "req", known, {"zq123", "zq"})
+    [twice] = shape_errors([once], "req", known, {"zq123", "zq"})
+    assert (twice.message, twice.extensions) == (once.message, once.extensions)
+    assert "zq" not in once.message
