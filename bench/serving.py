@@ -55,4 +55,8 @@ def server(
         yield
     finally:
         process.terminate()
-        process.wait(timeout=20)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:  # a server whose event loop is blocked never sees the signal
+            process.kill()
+            process.wait()

@@ -5,11 +5,13 @@ Target (issue 12, item 4): a fan-out of 30 levels is refused in well under a sec
 real ``audience serve`` (SQLite, one worker) with a partner key:
 
     (a) ordinary requests per second: ``query Viewer { viewer { role keyId } }`` from
-        ``--clients`` connections for ``--seconds``, in ``--rounds`` rounds (best round kept)
+        ``--clients`` connections for ``--seconds``, in ``--rounds`` rounds (best round kept);
+        and in process (``schema.execute``, no HTTP, so a busy machine blurs it less), beside
+        the same schema with Strawberry's ``ParserCache``, ``ValidationCache`` and limiters
     (b) seconds to answer each attack shape at each level (a fan-out: each fragment spreads the
         previous one twice), and the slowest /healthz answer while it was being checked; a shape
         stops at its first answer slower than ``--give-up`` seconds (the next level doubles it)
-    (c) the same for the wide document aimed at graphql-core's overlap rule
+    (c) the same for two wide documents aimed at graphql-core's overlap rule
 
     python bench/validation.py [--before DIR] [--levels 10,15,20,25,30] [--clients 8] [--seconds 4]
 
@@ -21,6 +23,7 @@ the same background load on a shared machine.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import platform
 import sys
@@ -33,12 +36,27 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import strawberry
 from serving import base_environment, free_port, server  # bench/, beside this script
+from strawberry.extensions import (
+    AddValidationRules,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    ParserCache,
+    QueryDepthLimiter,
+    SchemaExtension,
+    ValidationCache,
+)
 
 from privacy.keyring import generate_keyring
 from privacy.purposes import Purpose
+from schema import Mutation, Query, build_schema
+from schema.context import Context
+from schema.limits import IntrospectionPolicy
+from schema.observe import OperationObserver
 from server.auth import api_keys
-from server.auth.principal import SYSTEM_ACTOR, Role
+from server.auth.principal import SYSTEM_ACTOR, Principal, Role
+from server.observability.metrics import Metrics
 from server.partners import service as partners
 from server.runtime import build_runtime
 from server.settings import Settings
@@ -60,7 +78,13 @@ SHAPES: dict[str, Callable[[int], str]] = {
     "aliases": lambda n: fan_out(n, leaf="a: viewer { role }", step="...{p} b: viewer {{ role }} ...{p}"),
     "inline fragments": lambda n: fan_out(n, leaf="viewer { role }", step="... on Query {{ ...{p} }} ... {{ ...{p} }}"),
 }
-WIDE = "{ auditLog { " + " ".join(["details { key }"] * 1200) + " } }"
+WIDE = {
+    "1,200 x 'details { key }' at one level": "{ auditLog { " + " ".join(["details { key }"] * 1200) + " } }",
+    "200 fragments of 'details { key }' at one level": "{ auditLog { "
+    + " ".join(f"...D{i}" for i in range(200))
+    + " } } "
+    + " ".join(f"fragment D{i} on AuditEntry {{ details {{ key }} }}" for i in range(200)),
+}
 
 
 @dataclass
@@ -114,6 +138,46 @@ def ordinary_rate(server: Server, clients: int, seconds: float) -> float:
     return total / (time.monotonic() - started)
 
 
+def strawberry_schema(settings: Settings) -> strawberry.Schema:
+    """Our types with Strawberry's caches and limiters, as configured before issue 12."""
+    rules = [
+        *QueryDepthLimiter(max_depth=settings.max_query_depth).validation_rules,
+        *MaxAliasesLimiter(max_alias_count=settings.max_aliases).validation_rules,
+    ]
+    metrics = Metrics()
+    extensions: list[Callable[[], SchemaExtension]] = [
+        lambda: OperationObserver(metrics=metrics),
+        lambda: ParserCache(maxsize=settings.parser_cache_size),
+        lambda: IntrospectionPolicy(open_to_all=False),
+        lambda: ValidationCache(maxsize=settings.validation_cache_size),
+        lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
+        lambda: AddValidationRules(rules),
+    ]
+    reference = build_schema(settings)
+    return strawberry.Schema(query=Query, mutation=Mutation, extensions=extensions, config=reference.config)
+
+
+def in_process_rates(rounds: int, count: int = 2000) -> dict[str, float]:
+    """Executions per second of the ordinary query, ours beside Strawberry's, rounds alternating."""
+    settings = Settings()
+    schemas = {"ours": build_schema(settings), "Strawberry's": strawberry_schema(settings)}
+    principal = Principal(key_id="bench", role=Role.PARTNER, partner_id=1)
+    context = Context(runtime=None, principal=principal, request_id="bench")  # type: ignore[arg-type]
+
+    async def rate(schema: strawberry.Schema) -> float:
+        started = time.perf_counter()
+        for _ in range(count):
+            result = await schema.execute(ORDINARY, context_value=context)
+            assert not result.errors
+        return count / (time.perf_counter() - started)
+
+    best = dict.fromkeys(schemas, 0.0)
+    for _ in range(rounds):
+        for name, schema in schemas.items():
+            best[name] = max(best[name], asyncio.run(rate(schema)))
+    return best
+
+
 def refusal(server: Server, query: str) -> tuple[float, float, str]:
     """(seconds to answer, slowest /healthz meanwhile, codes) for one document."""
     headers = {"authorization": f"Bearer {server.token}"}
@@ -160,6 +224,9 @@ def main() -> None:
         print(f"\n(a) ordinary query, {arguments.clients} clients, best of {arguments.rounds} x {arguments.seconds} s")
         for label, rate in best.items():
             print(f"  {label:7s} {rate:8.0f} req/s")
+        print(f"  in process, best of {arguments.rounds + 4} x 2,000 executions:")
+        for name, rate in in_process_rates(arguments.rounds + 4).items():
+            print(f"    {name:13s} {rate:8.0f} /s")
         print("\n(b) fan-outs: seconds to answer / slowest /healthz meanwhile / codes")
         for name, make in SHAPES.items():
             for server in servers:
@@ -172,10 +239,11 @@ def main() -> None:
                     )
                     if seconds > arguments.give_up:
                         break
-        print("\n(c) wide document (1,200 x 'details { key }' under one field)")
-        for server in servers:
-            seconds, health, answer = refusal(server, WIDE)
-            print(f"  {server.label:7s} {seconds:7.3f} s  /healthz {health:7.3f} s  {answer}")
+        print("\n(c) wide documents: seconds to answer / slowest /healthz meanwhile / codes")
+        for name, query in WIDE.items():
+            for server in servers:
+                seconds, health, answer = refusal(server, query)
+                print(f"  {server.label:7s} {name:48s} {seconds:7.3f} s  /healthz {health:7.3f} s  {answer}")
 
 
 if __name__ == "__main__":
