@@ -1,13 +1,17 @@
-"""The limits count what they counted before, for ordinary documents, at the cost of the written text."""
+"""The limits count what they counted before, for ordinary documents, at the cost of the written text;
+graphql-core's overlap rule stops at its budget with a code."""
 
 from __future__ import annotations
 
 import pytest
-from graphql import FragmentDefinitionNode, OperationDefinitionNode, parse
+from graphql import FragmentDefinitionNode, OperationDefinitionNode, parse, validate
 from strawberry.extensions.max_aliases import count_fields_with_alias
 from strawberry.extensions.query_depth_limiter import determine_depth, get_fragments
 
+from schema import build_schema
 from schema.document_shape import measure_document
+from schema.limits import OVERLAP_BUDGET, DocumentLimits, overlap_rule
+from server.settings import Settings
 
 ORDINARY = [
     "{ viewer { role } }",
@@ -76,3 +80,27 @@ def test_a_chain_longer_than_the_recursion_limit_is_measured() -> None:
     document = parse(f"query {{ ...F{chain} }} " + " ".join(fragments))
     assert sum(isinstance(d, FragmentDefinitionNode) for d in document.definitions) == chain + 1
     assert measure_document(document).operations[0].root_fields == 1
+
+
+def overlap_codes(document: str, budget: int) -> list[str | None]:
+    schema = build_schema(Settings())._schema
+    errors = validate(schema, parse(document), [overlap_rule(budget)])
+    return [(error.extensions or {}).get("code") for error in errors]
+
+
+def test_the_overlap_rule_past_its_budget_refuses_with_a_code() -> None:
+    fragments = " ".join(f"fragment D{i} on AuditEntry {{ details {{ key }} }}" for i in range(200))
+    document = "{ auditLog { " + " ".join(f"...D{i}" for i in range(200)) + " } } " + fragments
+    assert overlap_codes(document, OVERLAP_BUDGET) == ["QUERY_TOO_COMPLEX"]
+
+
+def test_the_overlap_rule_within_its_budget_keeps_graphql_cores_answers() -> None:
+    conflicts = " ".join(f"x{i}: viewer {{ role }} x{i}: partners {{ id }}" for i in range(120))
+    codes = overlap_codes("{ " + conflicts + " }", OVERLAP_BUDGET)
+    assert len(codes) == 101  # graphql-core's error limit, then its own abort: not a budget refusal
+    assert "QUERY_TOO_COMPLEX" not in codes
+
+
+def test_ordinary_documents_are_not_refused_by_the_limits() -> None:
+    limits = DocumentLimits(max_depth=10, max_aliases=15, max_root_fields=10)
+    assert [limits.refusals(parse(document)) for document in ORDINARY] == [[] for _ in ORDINARY]
