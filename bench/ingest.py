@@ -31,12 +31,10 @@ import os
 import platform
 import pstats
 import secrets
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -49,6 +47,7 @@ import orjson
 import polars as pl
 import uvicorn
 from pydantic import SecretStr
+from serving import base_environment, free_port, server  # bench/, beside this script
 from sqlalchemy import BigInteger, Float, String, Text, UniqueConstraint, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Mapped, Session, mapped_column
@@ -168,34 +167,6 @@ def file_baseline(runtime: Runtime, parquet: Path) -> tuple[int, float]:
 # --- (c) and (d): HTTP ------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@contextmanager
-def server(command: Sequence[str], environment: dict[str, str], health: str) -> Iterator[None]:
-    process = subprocess.Popen(command, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"server exited: {process.stderr.read().decode()[-800:] if process.stderr else ''}")
-            try:
-                if httpx.get(health, timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("server did not start")
-            time.sleep(0.1)
-        yield
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
-
-
 def post_batches(
     url: str, batches: list[list[dict[str, Any]]], *, token: str | None, graphql: bool, clients: int = 1
 ) -> float:
@@ -240,17 +211,6 @@ def http_batches(people: int, now: datetime, taxonomy: Taxonomy) -> HttpBatches:
         return [records[i : i + HTTP_BATCH] for i in range(0, len(records), HTTP_BATCH)]
 
     return batches(2), batches(3)
-
-
-def base_environment(url: str, directory: Path, keyring: Keyring, port: int) -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith("AUDIENCE_")} | {
-        "AUDIENCE_DATA_DIR": str(directory),
-        "AUDIENCE_DATABASE_URL": url,
-        "AUDIENCE_KEYRING": dumps_keyring(keyring),
-        "AUDIENCE_PORT": str(port),
-        "AUDIENCE_WORKERS": "1",
-        "AUDIENCE_LOG_LEVEL": "warning",
-    }
 
 
 def graphql_ingest(

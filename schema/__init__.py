@@ -9,15 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import strawberry
-from strawberry.extensions import (
-    AddValidationRules,
-    MaxAliasesLimiter,
-    MaxTokensLimiter,
-    ParserCache,
-    QueryDepthLimiter,
-    SchemaExtension,
-    ValidationCache,
-)
+from strawberry.extensions import SchemaExtension
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types.base import StrawberryObjectDefinition
 
@@ -26,10 +18,11 @@ from schema.access.queries import AccessQueries
 from schema.audit.queries import AuditQueries
 from schema.consent.mutations import ConsentMutations
 from schema.consent.queries import ConsentQueries
+from schema.document_checks import DocumentCaches, DocumentChecks
 from schema.error_boundary import ErrorPolicySchema
 from schema.ingest.mutations import IngestMutations
 from schema.ingest.types import SEGMENT_EVENT_SCALAR, SegmentEvent
-from schema.limits import IntrospectionPolicy, max_root_fields_rule
+from schema.limits import DocumentLimits, IntrospectionPolicy, validation_rules
 from schema.observe import OperationObserver
 from schema.permissions import declared_roles
 from schema.system.queries import SystemQueries
@@ -53,22 +46,22 @@ class UnguardedFieldError(Exception):
 
 def build_schema(settings: Settings, *, metrics: Metrics | None = None) -> strawberry.Schema:
     observer_metrics = metrics or Metrics()
-    # The limit rules are classes built once: the validation cache is keyed on the rules too, and
-    # limiters built per request make new classes each time, so nothing would ever be a cache hit
+    # The rules are classes built once: the validation cache is keyed on the rules too, and rules
+    # built per request would be new classes each time, so nothing would ever be a cache hit
     # (measured: 12 ms of validation on every ingest batch).
-    limit_rules = [
-        *QueryDepthLimiter(max_depth=settings.max_query_depth).validation_rules,
-        *MaxAliasesLimiter(max_alias_count=settings.max_aliases).validation_rules,
-        max_root_fields_rule(settings.max_root_fields),
-    ]
+    rules = validation_rules()
+    limits = DocumentLimits(
+        max_depth=settings.max_query_depth, max_aliases=settings.max_aliases, max_root_fields=settings.max_root_fields
+    )
+    caches = DocumentCaches(
+        parser_cache_size=settings.parser_cache_size, validation_cache_size=settings.validation_cache_size
+    )
     # Factories, not instances: each request gets its own extension objects and execution context.
+    # The introspection policy adds its rule before the checks validate.
     extensions: list[Callable[[], SchemaExtension]] = [
         lambda: OperationObserver(metrics=observer_metrics),
-        lambda: ParserCache(maxsize=settings.parser_cache_size),
         lambda: IntrospectionPolicy(open_to_all=settings.demo),
-        lambda: ValidationCache(maxsize=settings.validation_cache_size),
-        lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
-        lambda: AddValidationRules(limit_rules),
+        lambda: DocumentChecks(caches=caches, limits=limits, rules=rules, max_tokens=settings.max_tokens),
     ]
     schema = ErrorPolicySchema(
         query=Query,
