@@ -5,16 +5,31 @@ the partner did not declare; and its answer must not say which of these it tried
 from __future__ import annotations
 
 import secrets
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import or_, select
 
+from privacy.keyring import dumps_keyring
 from privacy.purposes import Purpose
-from server.auth.principal import Role
+from server.auth.principal import SYSTEM_ACTOR, Role
 from server.consent import service as consent
-from server.storage.tables import ConsentRecordRow, ConsentStateRow, IdentityMergeRow, SubjectPiiRow, SubjectRow
+from server.partners.service import create_partner
+from server.runtime import Runtime
+from server.storage.tables import (
+    ConsentRecordRow,
+    ConsentStateRow,
+    EventRow,
+    IdentityMergeRow,
+    SubjectPiiRow,
+    SubjectRow,
+)
 from tests.http.test_ingest_api import INGEST, event
+from tests.ingest.batches import event as batch_event
+from tests.ingest.batches import ingest as batch_ingest
 from tests.privacy.test_partner_isolation import subjects_of_events
+from tests.support.cli import run_audience
 from tests.support.live_server import LiveServer
 
 PARTNER_INGEST = INGEST.replace("newSubjects", "")
@@ -55,9 +70,9 @@ def first_party(server: LiveServer, purposes: list[str], **identifiers: str) -> 
     return subjects_of_events(server, seen["messageId"])[seen["messageId"]]
 
 
-def footprint(server: LiveServer, *subjects: int) -> dict[str, Any]:
+def footprint(runtime: Runtime, *subjects: int) -> dict[str, Any]:
     """What a partner must not change about these people: status, PII, consent, merges."""
-    with server.runtime.sessions() as session:
+    with runtime.sessions() as session:
         return {
             "subjects": sorted(
                 session.execute(
@@ -96,13 +111,13 @@ def test_a_partner_event_naming_two_of_our_people_joins_nothing_and_says_nothing
     ana = first_party(live_server, ["analytics", "advertising"], email=ana_email)
     bob = first_party(live_server, ["analytics"], phone=bob_phone)
     assert ana != bob
-    before = footprint(live_server, ana, bob)
+    before = footprint(live_server.runtime, ana, bob)
 
     partner = live_server.issue_key(Role.PARTNER)
     joining = identified(email=ana_email, phone=bob_phone)
     answer = ingest(live_server, partner, joining)
 
-    assert footprint(live_server, ana, bob) == before, "a partner's event merged, moved PII or changed consent"
+    assert footprint(live_server.runtime, ana, bob) == before, "a partner's event merged, moved PII or changed consent"
     assert subjects_of_events(live_server, joining["messageId"]) == {}, "stored on one of two people at a guess"
     strangers = identified(email=new_email(), phone=new_phone())
     assert answer == ingest(live_server, partner, strangers)
@@ -135,7 +150,7 @@ def test_an_identifier_a_partner_planted_does_not_steer_our_own_records(live_ser
     planting = identified(email=ana_email, phone=planted)
     ingest(live_server, partner, planting)
     assert subjects_of_events(live_server, planting["messageId"]) == {planting["messageId"]: ana}
-    before = footprint(live_server, ana)
+    before = footprint(live_server.runtime, ana)
 
     admin = live_server.issue_key(Role.ADMIN)
     ours_alone = identified(phone=planted)
@@ -146,7 +161,7 @@ def test_an_identifier_a_partner_planted_does_not_steer_our_own_records(live_ser
     owners = subjects_of_events(live_server, ours_alone["messageId"], ours_with_bob["messageId"])
     assert owners[ours_alone["messageId"]] != ana, "our record followed a phone the partner attached"
     assert owners[ours_with_bob["messageId"]] == bob, "our record was pulled towards the partner's subject"
-    assert footprint(live_server, ana) == before, "the planted phone joined Ana to our records"
+    assert footprint(live_server.runtime, ana) == before, "the planted phone joined Ana to our records"
 
 
 def test_a_partner_cannot_store_events_or_statements_for_purposes_it_did_not_declare(
@@ -156,7 +171,7 @@ def test_a_partner_cannot_store_events_or_statements_for_purposes_it_did_not_dec
     person = first_party(live_server, ["analytics", "advertising"], email=email)
     partner_id = live_server.new_partner(purposes=(Purpose.ANALYTICS,)).id
     partner = live_server.issue_key(Role.PARTNER, partner_id=partner_id)
-    before = footprint(live_server, person)
+    before = footprint(live_server.runtime, person)
 
     ad = identified(email=email, type="ad_click", channel="ads", consent={"purposes": ["advertising"]})
     answer = ingest(live_server, partner, ad)
@@ -168,7 +183,7 @@ def test_a_partner_cannot_store_events_or_statements_for_purposes_it_did_not_dec
     ingest(live_server, partner, undeclared_statement)
 
     assert subjects_of_events(live_server, ad["messageId"], undeclared_statement["messageId"]) == {}
-    assert footprint(live_server, person) == before, "a statement for an undeclared purpose was recorded"
+    assert footprint(live_server.runtime, person) == before, "a statement for an undeclared purpose was recorded"
 
 
 def test_a_partner_reads_no_one_for_a_purpose_it_did_not_declare(live_server: LiveServer) -> None:
@@ -181,3 +196,46 @@ def test_a_partner_reads_no_one_for_a_purpose_it_did_not_declare(live_server: Li
     with live_server.runtime.sessions() as session:
         assert consent.subjects_allowed(session, [person], Purpose.ANALYTICS, partner_id=partner_id) == {person}
         assert consent.subjects_allowed(session, [person], Purpose.ADVERTISING, partner_id=partner_id) == set()
+
+
+def test_a_file_naming_a_partner_gets_the_same_limits_from_the_cli(runtime: Runtime, tmp_path: Path) -> None:
+    """``audience import`` of rows that name a partner: its GPC, its two-people rows and its ad
+    events for an undeclared purpose change none of our people."""
+    email, phone = new_email(), new_phone()
+    with runtime.unit_of_work(SYSTEM_ACTOR) as unit:
+        create_partner(unit.session, name="acme", purposes=[Purpose.ANALYTICS], now=unit.clock())
+    earlier = datetime.now(UTC) - timedelta(hours=2)
+    ours = [
+        batch_event(email=email, consent_purposes=["analytics", "advertising"], timestamp=earlier),
+        batch_event(phone=phone, consent_purposes=["analytics"], timestamp=earlier),
+    ]
+    assert batch_ingest(runtime, ours, source="web").accepted == 2
+    when = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
+    rows = [
+        ("f-gpc", "page_view", "partner", when, email, "", "acme", "", "true"),
+        ("f-two", "page_view", "partner", when, email, phone, "acme", "analytics", "false"),
+        ("f-ad", "ad_click", "ads", when, email, "", "acme", "advertising", "false"),
+    ]
+    csv_file = tmp_path / "partner.csv"
+    csv_file.write_text(
+        "message_id,event,channel,timestamp,email,phone,partner,consent_purposes,gpc\n"
+        + "".join(",".join(row) + "\n" for row in rows),
+        encoding="utf-8",
+    )
+    with runtime.sessions() as session:
+        people = sorted(set(session.scalars(select(EventRow.subject_id).where(EventRow.source == "web"))))
+    before = footprint(runtime, *people)
+
+    env = {
+        "AUDIENCE_DATA_DIR": str(runtime.settings.data_dir),
+        "AUDIENCE_DATABASE_URL": runtime.settings.database_url,
+        "AUDIENCE_KEYRING": dumps_keyring(runtime.keyring),
+    }
+    run = run_audience("import", str(csv_file), directory=tmp_path, env=env)
+    assert run.returncode == 0, run.stderr
+    assert footprint(runtime, *people) == before, "a partner's row changed one of our people"
+    assert "PURPOSE_NOT_DECLARED" in run.stdout
+    assert "AMBIGUOUS_IDENTITY" in run.stdout
+    with runtime.sessions() as session:
+        from_file = session.scalars(select(EventRow.event_id).where(EventRow.event_id.in_([r[0] for r in rows])))
+        assert from_file.all() == []
