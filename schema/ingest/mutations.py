@@ -31,7 +31,7 @@ _SOURCE = re.compile(r"^[a-z0-9][a-z0-9_.:-]{0,63}$")
 
 
 # What a partner must not learn about a person through the answer to its own batch.
-UNDISCLOSED_TO_PARTNERS = frozenset({RejectCode.NO_CONSENT, RejectCode.SUPPRESSED})
+UNDISCLOSED_TO_PARTNERS = frozenset({RejectCode.NO_CONSENT, RejectCode.SUPPRESSED, RejectCode.AMBIGUOUS_IDENTITY})
 
 
 def _payload(

@@ -47,12 +47,13 @@ class IngestEventsPayload:
     received: int = strawberry.field(extensions=SENDERS)
     accepted: int = strawberry.field(
         extensions=SENDERS,
-        description="Records taken in. For partner keys this includes records dropped for consent or erasure: "
-        "a partner never learns a person's consent or erasure status.",
+        description="Records taken in. For partner keys this includes records dropped for consent, erasure "
+        "or an ambiguous identity: a partner never learns a person's consent or erasure status, nor whom we know.",
     )
     duplicates: int = strawberry.field(extensions=SENDERS)
     rejected: list[RejectedRecord] = strawberry.field(
-        extensions=SENDERS, description="Records refused for their content (for partners: format errors only)."
+        extensions=SENDERS,
+        description="Records refused for their content (for partners: format and registration errors only).",
     )
     dropped_topics: int = strawberry.field(extensions=SENDERS, description="Unknown topics removed from events.")
     dropped_labels: int = strawberry.field(extensions=SENDERS, description="Free-text campaign/region not stored.")

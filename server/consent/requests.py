@@ -135,19 +135,25 @@ def find_subjects(
         for version in versions
         for row in select_where_in(
             session,
-            f"SELECT key_version, pseudonym, subject_id FROM {IdentityRow.__tablename__} "
+            f"SELECT key_version, pseudonym, subject_id, partner_id FROM {IdentityRow.__tablename__} "
             "WHERE kind = ? AND key_version = ? AND pseudonym {in}",
             hashed.filter(pl.col("key_version") == version)["digest"].to_list(),
             params=(kind.value, version),
         )
     ]
     known = pl.DataFrame(
-        found, schema={"key_version": pl.Int64, "digest": pl.Binary, "subject_id": pl.Int64}, orient="row"
+        found,
+        schema={"key_version": pl.Int64, "digest": pl.Binary, "subject_id": pl.Int64, "partner_id": pl.Int64},
+        orient="row",
     )
-    # Current key first, as ``find_subject`` would match it; one subject per value.
+    # Our own link first, then the current key, as ``find_subject`` would match it; one subject per value.
     subject_of = (
         hashed.join(known, on=["key_version", "digest"], how="inner")
-        .sort(pl.col("key_version").replace_strict(versions, list(range(len(versions)))))
+        .sort(
+            pl.col("partner_id"),
+            pl.col("key_version").replace_strict(versions, list(range(len(versions)))),
+            nulls_last=False,
+        )
         .unique(subset="value", keep="first")
         .select("value", "subject_id")
     )

@@ -202,13 +202,22 @@ def history(session: Session, subject_id: int) -> list[ConsentEntry]:
     ]
 
 
+def declared_purposes(session: Session, partner_id: int) -> frozenset[str]:
+    """The purposes a partner registered for; none for a partner that does not exist."""
+    partner = session.get(PartnerRow, partner_id)
+    return frozenset() if partner is None else frozenset(partner.purposes)
+
+
 def subjects_allowed(
     session: Session, subject_ids: Iterable[int], purpose: Purpose, *, partner_id: int | None = None
 ) -> set[int]:
     """The subset of ``subject_ids`` whose data may serve ``purpose`` (and reach ``partner_id``).
 
-    The same rule as ``privacy.consent.may_use``, in one query per chunk of subjects.
+    The same rule as ``privacy.consent.may_use``, in one query per chunk of subjects; a partner,
+    besides, reaches no one for a purpose it did not declare (``partners.purposes``).
     """
+    if partner_id is not None and purpose.value not in declared_purposes(session, partner_id):
+        return set()
     ids = sorted(set(subject_ids))
     allowed: set[int] = set()
     for start in range(0, len(ids), CHECK_CHUNK):

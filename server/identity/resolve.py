@@ -5,6 +5,11 @@ existing identity links its hash to its subject). Each connected component is on
 no subject yet means a new subject, one means that subject, several mean a merge. Guardrails
 keep junk from fusing strangers: a cap on identifiers per type per subject, and a breaker that
 refuses merges that would join too many subjects or identities at once.
+
+A partner's records are resolved apart (``_partner_subjects``): their identifiers are nodes of
+that partner's scope, so they never join our records' components, and they attach to at most
+one existing subject, never merging anyone. Identifiers a partner introduces are linked in its
+scope (``identities.partner_id``), which our own records never follow.
 """
 
 from __future__ import annotations
@@ -61,10 +66,15 @@ class Merge:
 
 @dataclass(frozen=True, slots=True)
 class Resolution:
-    """``rows``: (row, subject_id) for every record that was resolved."""
+    """``rows``: (row, subject_id) for every record that was resolved.
+
+    ``ambiguous_rows``: partner records whose identifiers point at several of our subjects; they
+    are attached to none.
+    """
 
     rows: pl.DataFrame
     suppressed_rows: pl.Series
+    ambiguous_rows: pl.Series
     new_subjects: list[int]
     new_identities: pl.DataFrame
     merges: list[Merge]
@@ -73,14 +83,15 @@ class Resolution:
 
 
 def identifier_pairs(frame: pl.DataFrame) -> pl.DataFrame:
-    """One row per (record, identifier): kind, normalized value and partner scope (0 if none).
+    """One row per (record, identifier): kind, normalized value and scope (the record's partner, 0 if ours).
 
     Kind by kind in ``IDENTIFIER_COLUMNS`` order, records in order within a kind: identifier nodes
     are numbered by first appearance in this order. One unpivot, not a filter per kind: on a batch
-    of 1,000 the fixed cost of each Polars operation is what counts.
+    of 1,000 the fixed cost of each Polars operation is what counts. Every identifier of a
+    partner's record is in that partner's scope, so it is a node apart from ours; only a partner
+    user id is also hashed in that scope (``hash_identifiers``).
     """
     kind_of = {normalized: kind.value for _raw, normalized, kind, _code in IDENTIFIER_COLUMNS}
-    kind = pl.col("kind")
     return (
         frame.lazy()
         .select(ROW, "partner_id", *kind_of)
@@ -88,13 +99,9 @@ def identifier_pairs(frame: pl.DataFrame) -> pl.DataFrame:
         .drop_nulls("value")
         .select(
             ROW,
-            kind.replace_strict(kind_of, return_dtype=pl.String),
+            pl.col("kind").replace_strict(kind_of, return_dtype=pl.String),
             "value",
-            pl.when(kind == next(c for c, k in kind_of.items() if k == IdentifierKind.PARTNER_USER_ID.value))
-            .then(pl.col("partner_id"))
-            .otherwise(0)
-            .cast(pl.Int64)
-            .alias("scope"),
+            pl.col("partner_id").fill_null(0).cast(pl.Int64).alias("scope"),
         )
         .collect(engine="in-memory")  # starts faster than the streaming engine on a batch's few rows
     )
@@ -165,13 +172,15 @@ class PreparedBatch:
     """The expensive part of resolution, done once per batch: hashing and database lookups.
 
     What plans need of the known subjects is read here too, once for both plans of a batch:
-    identities per kind (``existing_per_kind``: the caps) and in all (``identity_counts``: the
-    merge breaker), and how they rank as merge winners (``seniority``).
+    identities per kind and scope (``existing_per_kind``: the caps) and in our scope
+    (``identity_counts``: the merge breaker), and how they rank as merge winners (``seniority``).
+    A partner's links count only against its own caps, so it cannot fill a person's.
     """
 
     pairs: pl.DataFrame
     hashed_current: pl.DataFrame
-    node_subject: pl.DataFrame
+    node_subject: pl.DataFrame  # our nodes linked in our scope: the edges of the graph
+    partner_links: pl.DataFrame  # partners' nodes: (node, subject_id, ours), linked in our scope or theirs
     suppressed_rows: pl.Series
     node_count: int
     existing_per_kind: pl.DataFrame
@@ -180,7 +189,13 @@ class PreparedBatch:
 
 
 KNOWN_SCHEMA = pl.Schema(
-    {"subject_id": pl.Int64(), "kind": pl.String(), "pseudonym": pl.Binary(), "created_at": pl.Datetime("us", "UTC")}
+    {
+        "subject_id": pl.Int64(),
+        "kind": pl.String(),
+        "pseudonym": pl.Binary(),
+        "scope": pl.Int64(),
+        "created_at": pl.Datetime("us", "UTC"),
+    }
 )
 
 
@@ -202,33 +217,52 @@ def prepare(
     if suppressed_nodes.len():
         suppressed_rows = pairs.filter(pl.col("node").is_in(suppressed_nodes.implode()))[ROW].unique()
         pairs = pairs.filter(~pl.col(ROW).is_in(suppressed_rows.implode()))
-    node_subject = _match(session, IdentityRow, hashed_all, ["subject_id"]).unique()
-    known = _known_subjects(session, node_subject["subject_id"].unique().sort().to_list())
+    links = _links_in_scope(_match(session, IdentityRow, hashed_all, ["subject_id", "partner_id"]), unique)
+    ours = pl.col("scope") == 0
+    node_subject = links.filter(ours).select("node", "subject_id")
+    known = _known_subjects(session, links["subject_id"].unique().sort().to_list())
+    first_party = known.filter(ours)
     return PreparedBatch(
         pairs=pairs,
         hashed_current=hashed_all.filter(pl.col("key_version") == kit.pseudonymizer.current_version).drop("value"),
         node_subject=node_subject,
+        partner_links=links.filter(~ours).select("node", "subject_id", "ours"),
         suppressed_rows=suppressed_rows,
         node_count=unique.height,
-        existing_per_kind=known.select("subject_id", "kind", "existing"),
-        identity_counts=dict(known.group_by("subject_id").agg(pl.col("existing").sum()).iter_rows()),
-        seniority=_seniority(known),
+        existing_per_kind=known.select("subject_id", "kind", "scope", "existing"),
+        identity_counts=dict(first_party.group_by("subject_id").agg(pl.col("existing").sum()).iter_rows()),
+        seniority=_seniority(first_party),
+    )
+
+
+def _links_in_scope(matched: pl.DataFrame, nodes: pl.DataFrame) -> pl.DataFrame:
+    """(node, scope, subject_id, ours) for the stored links each node may follow.
+
+    Our nodes follow our links only; a partner's follow ours and that partner's own, never
+    another partner's. ``ours`` says which of the two a partner's node followed.
+    """
+    return (
+        matched.join(nodes.select("node", "scope"), on="node", how="inner")
+        .with_columns(ours=pl.col("partner_id").is_null())
+        .filter(pl.col("ours") | (pl.col("partner_id") == pl.col("scope")))
+        .select("node", "scope", "subject_id", "ours")
+        .unique()
     )
 
 
 def _known_subjects(session: Session, subject_ids: list[int]) -> pl.DataFrame:
-    """Per subject and identifier kind: identities, the smallest pseudonym and the creation time.
+    """Per subject, identifier kind and scope: identities, the smallest pseudonym and the creation time.
 
     One query; counted here, as PostgreSQL has no ``min`` of bytes.
     """
     rows = frame_where_in(
         session,
-        "SELECT i.subject_id, i.kind, i.pseudonym, s.created_at"
+        "SELECT i.subject_id, i.kind, i.pseudonym, coalesce(i.partner_id, 0), s.created_at"
         " FROM identities i JOIN subjects s ON s.id = i.subject_id WHERE i.subject_id {in}",
         subject_ids,
         KNOWN_SCHEMA,
     )
-    return rows.group_by("subject_id", "kind").agg(
+    return rows.group_by("subject_id", "kind", "scope").agg(
         pl.len().cast(pl.Int64).alias("existing"), pl.col("pseudonym").min(), pl.col("created_at").first()
     )
 
@@ -248,6 +282,7 @@ def plan(prepared: PreparedBatch, guardrails: IdentityGuardrails, *, rows: pl.Se
         return Resolution(
             rows=pl.DataFrame(schema={ROW: pl.UInt32, "subject_id": pl.Int64}),
             suppressed_rows=prepared.suppressed_rows,
+            ambiguous_rows=pl.Series(ROW, [], dtype=pl.UInt32),
             new_subjects=[],
             new_identities=_empty_identities(),
             merges=[],
@@ -280,25 +315,68 @@ def plan(prepared: PreparedBatch, guardrails: IdentityGuardrails, *, rows: pl.Se
         winner_of[component] = ordered[0]
         merges.append(Merge(winner=ordered[0], losers=tuple(ordered[1:])))
 
-    components_without_subject = sorted(set(row_components["component"].to_list()) - set(winner_of) - refused)
+    attached, ambiguous = _partner_subjects(pairs, row_components, prepared.partner_links)
+    winner_of.update(attached)
+    components_without_subject = sorted(
+        set(row_components["component"].to_list()) - set(winner_of) - refused - ambiguous
+    )
     new_subjects = [secrets.randbits(SUBJECT_ID_BITS) or 1 for _ in components_without_subject]
     winner_of.update(zip(components_without_subject, new_subjects, strict=True))
 
-    assigned = row_components.with_columns(
+    in_ambiguous = pl.col("component").is_in(sorted(ambiguous))
+    ambiguous_rows = row_components.filter(in_ambiguous)[ROW]
+    assigned = row_components.filter(~in_ambiguous).with_columns(
         subject_id=pl.col("component").replace_strict(winner_of, default=None, return_dtype=pl.Int64)
     )
     if refused:
         assigned = _assign_refused(assigned, pairs, node_subject, refused, seniority)
-    new_identities, limit_hits = _new_identities(pairs, assigned, prepared, node_subject, guardrails, refused)
+    linked = pl.concat([node_subject["node"], prepared.partner_links["node"]])
+    new_identities, limit_hits = _new_identities(pairs, assigned, prepared, linked, guardrails, refused)
     return Resolution(
         rows=assigned.select(ROW, "subject_id"),
         suppressed_rows=prepared.suppressed_rows,
+        ambiguous_rows=ambiguous_rows,
         new_subjects=new_subjects,
         new_identities=new_identities,
         merges=merges,
         refused_merges=len(refused),
         identity_limit_hits=limit_hits,
     )
+
+
+def _partner_subjects(
+    pairs: pl.DataFrame, row_components: pl.DataFrame, partner_links: pl.DataFrame
+) -> tuple[dict[int, int], set[int]]:
+    """The one existing subject each partner component attaches to, and the components left ambiguous.
+
+    A partner's components hold only its records and its nodes (``identifier_pairs``), so no
+    merge can reach them: they are matched here instead. Our links decide; the partner's own
+    decide only where ours say nothing, so a partner cannot steer a record we can place. Two or
+    more subjects on the deciding side make the component ambiguous: nothing is joined, and its
+    records are attached to no one. None on either side: a new subject (not decided here).
+    """
+    if partner_links.height == 0:
+        return {}, set()
+    found = (
+        pairs.filter(pl.col("scope") != 0)
+        .select(ROW, "node")
+        .join(partner_links, on="node", how="inner")
+        .join(row_components, on=ROW, how="inner")
+        .group_by("component")
+        .agg(
+            ours=pl.col("subject_id").filter(pl.col("ours")).unique().sort(),
+            theirs=pl.col("subject_id").filter(~pl.col("ours")).unique().sort(),
+        )
+    )
+    attached: dict[int, int] = {}
+    ambiguous: set[int] = set()
+    for component, ours, theirs in found.iter_rows():
+        deciding = ours or theirs
+        if len(deciding) == 1:
+            attached[component] = deciding[0]
+        elif deciding:
+            ambiguous.add(component)
+    return attached, ambiguous
 
 
 def _components(
@@ -377,16 +455,19 @@ def _new_identities(
     pairs: pl.DataFrame,
     assigned: pl.DataFrame,
     prepared: PreparedBatch,
-    node_subject: pl.DataFrame,
+    linked: pl.Series,
     guardrails: IdentityGuardrails,
     refused: set[int],
 ) -> tuple[pl.DataFrame, int]:
-    """Identifiers seen for the first time, linked to their record's subject within per-type caps.
+    """Identifiers seen for the first time, linked in their scope to their record's subject, within
+    per-type caps per scope.
 
-    Refused merges link nothing new, so a storm cannot grow while it is being refused.
+    ``linked``: nodes with a link they may follow already. Refused merges link nothing new, so a
+    storm cannot grow while it is being refused; ambiguous partner records (not in ``assigned``)
+    link nothing either.
     """
     unseen = (
-        pairs.join(node_subject.select("node"), on="node", how="anti")
+        pairs.join(linked.to_frame("node"), on="node", how="anti")
         .join(assigned, on=ROW, how="inner")
         .filter(~pl.col("component").is_in(list(refused)))
         .select("node", "subject_id")
@@ -398,10 +479,10 @@ def _new_identities(
     # Within a cap the first seen are linked: nodes are numbered in order of appearance, and the
     # joins above keep no order of their own.
     ranked = (
-        unseen.join(prepared.existing_per_kind, on=["subject_id", "kind"], how="left")  # new subjects: none
+        unseen.join(prepared.existing_per_kind, on=["subject_id", "kind", "scope"], how="left")  # new: none
         .sort("node")
         .with_columns(
-            rank=pl.int_range(pl.len()).over("subject_id", "kind") + pl.col("existing").fill_null(0),
+            rank=pl.int_range(pl.len()).over("subject_id", "kind", "scope") + pl.col("existing").fill_null(0),
             cap=pl.col("kind").replace_strict(dict(guardrails.max_per_kind), return_dtype=pl.Int64),
         )
     )

@@ -1,8 +1,9 @@
 """The consent gate, in columns.
 
 An event's consent context (the purposes granted when it was collected, and the GPC flag) is a
-statement from its source: purposes not listed are not granted, GPC withdraws advertising, and
-a partner's event that grants anything also grants sharing with that partner. Statements are
+statement from its source: purposes not listed are not granted, GPC withdraws advertising. A
+partner speaks only for sharing with itself: its statement grants that sharing where it lists a
+purpose the partner declared, and its GPC signal withdraws it. Statements are
 turned into ledger entries only where they change the subject's state. An event is kept only
 if some purpose it can serve is granted: by its own statement when it carries one, otherwise
 by the subject's state.
@@ -20,12 +21,10 @@ from sqlalchemy.orm import Session
 from privacy.consent import NO_PARTNER, ConsentPurpose, LegalBasis
 from privacy.purposes import Purpose
 from server.consent import service as consent
+from server.ingest.purposes import DECLARED, NO_PURPOSES, servable
 from server.ingest.validate import ROW, utc_literal
-from server.ingest.vocabulary import ADVERTISING_EVENT_TYPES
 
 PROCESSING_PURPOSES = [purpose.value for purpose in Purpose]
-# An ad event serves advertising only; every other event serves these.
-ALWAYS_SERVABLE = [Purpose.ANALYTICS.value, Purpose.PERSONALIZATION.value, Purpose.PROFILING.value]
 # What a consent state is kept for: one subject, one purpose, one partner (``NO_PARTNER`` but for sharing).
 KEYS = ["subject_id", "purpose", "partner_id"]
 
@@ -43,10 +42,12 @@ def statements(rows: pl.LazyFrame, now: datetime) -> pl.LazyFrame:
 
     A statement is dated by its event but never later than ``now``: a sender's clock running
     ahead must not let a grant outrank a withdrawal that really came after it. A partner speaks
-    only for sharing with itself; its records never move the person's own purposes, except that
-    a GPC signal it relays still withdraws advertising (a signal can only restrict).
+    only for sharing with itself; its records never move the person's own purposes, and a GPC
+    signal it relays withdraws sharing with it, not our own advertising. Purposes it did not
+    declare count for nothing: a statement listing only those does not grant sharing.
     """
     first_party = pl.col("partner_id").is_null()
+    gpc = pl.col("gpc").fill_null(value=False)
     carrying = rows.filter(pl.col("consent_purposes").is_not_null())
     at = pl.min_horizontal(pl.col("timestamp"), utc_literal(now)).alias("at")
     # One row per (record, purpose): the purposes list cross the processing purposes, in columns.
@@ -67,7 +68,7 @@ def statements(rows: pl.LazyFrame, now: datetime) -> pl.LazyFrame:
         )
     )
     # GPC without a first-party purposes list still says one thing: no advertising.
-    gpc_only = rows.filter(pl.col("gpc") & (pl.col("consent_purposes").is_null() | ~first_party)).select(
+    gpc_only = rows.filter(first_party & gpc & pl.col("consent_purposes").is_null()).select(
         ROW,
         "subject_id",
         pl.lit(Purpose.ADVERTISING.value).alias("purpose"),
@@ -75,12 +76,13 @@ def statements(rows: pl.LazyFrame, now: datetime) -> pl.LazyFrame:
         pl.lit(value=False).alias("granted"),
         at,
     )
-    sharing = carrying.filter(~first_party).select(
+    declared_listed = pl.col("consent_purposes").list.set_intersection(pl.col(DECLARED)).list.len().fill_null(0)
+    sharing = rows.filter(~first_party & (pl.col("consent_purposes").is_not_null() | gpc)).select(
         ROW,
         "subject_id",
         pl.lit(ConsentPurpose.SHARING.value).alias("purpose"),
         pl.col("partner_id").cast(pl.Int64),
-        (pl.col("consent_purposes").list.len() > 0).alias("granted"),
+        ((declared_listed > 0) & ~gpc).alias("granted"),
         at,
     )
     return pl.concat([per_purpose, gpc_only, sharing])
@@ -213,15 +215,11 @@ def _own_verdicts(said: pl.LazyFrame, stored: pl.LazyFrame) -> pl.LazyFrame:
 
 @functools.cache
 def _allowed() -> pl.Expr:
-    """Some purpose the event can serve is granted, and a partner's event may be shared with it.
+    """Some purpose the event can serve is granted (and for a partner's event, declared by the
+    partner), and a partner's event may be shared with it.
 
     Built once: it does not change, and building it costs as much as evaluating it on a batch.
     """
-    servable = (
-        pl.when(pl.col("event").is_in(sorted(ADVERTISING_EVENT_TYPES)))
-        .then(pl.lit([Purpose.ADVERTISING.value]))
-        .otherwise(pl.lit(ALWAYS_SERVABLE))
-    )
     first_party_statement = pl.col("consent_purposes").is_not_null() & pl.col("partner_id").is_null()
     partner_statement = pl.col("consent_purposes").is_not_null() & pl.col("partner_id").is_not_null()
     attested = pl.col("consent_purposes").list.set_difference(
@@ -233,11 +231,16 @@ def _allowed() -> pl.Expr:
         .when(partner_statement)
         .then(attested)
         .otherwise(pl.col("granted_purposes"))
-        .fill_null(pl.lit([], dtype=pl.List(pl.String)))
+        .fill_null(NO_PURPOSES)
+    )
+    usable = (
+        pl.when(pl.col("partner_id").is_null())
+        .then(granted)
+        .otherwise(granted.list.set_intersection(pl.col(DECLARED).fill_null(NO_PURPOSES)))
     )
     sharing_ok = (
         pl.when(pl.col("partner_id").is_null())
         .then(pl.lit(value=True))
         .otherwise(pl.coalesce("own_shared", "shared", pl.lit(value=False)))
     )
-    return (granted.list.set_intersection(servable).list.len() > 0) & sharing_ok
+    return (usable.list.set_intersection(servable()).list.len() > 0) & sharing_ok

@@ -27,6 +27,7 @@ from server.identity.resolve import (
     prepare,
 )
 from server.ingest import consent_gate, store
+from server.ingest.purposes import limited_to_declared
 from server.ingest.validate import REJECT, ROW, ValidatedBatch, ValidationContext, validate
 from server.ingest.vocabulary import REJECT_MESSAGES, RejectCode
 from server.privacy_kit import PrivacyKit
@@ -95,7 +96,7 @@ def check_events(
 ) -> CheckedEvents:
     """``malformed``: indices of records the caller could not read; they are rejected as such."""
     validated = validate(events, context)
-    frame = validated.frame
+    frame = limited_to_declared(validated.frame, context.partner_purposes)
     if malformed:
         frame = frame.with_columns(
             pl.when(pl.col(ROW).is_in(sorted(malformed)))
@@ -244,6 +245,7 @@ def _store(
     prepared = prepare(session, candidates, unit.kit, hashed)
     first = plan(prepared, guardrails)
     rejected.update(dict.fromkeys(first.suppressed_rows.to_list(), RejectCode.SUPPRESSED))
+    rejected.update(dict.fromkeys(first.ambiguous_rows.to_list(), RejectCode.AMBIGUOUS_IDENTITY))
     resolved = candidates.join(first.rows, on=ROW, how="inner")
     known_subjects = sorted(set(resolved["subject_id"].to_list()) - set(first.new_subjects))
     states = consent_gate.current_states(session, known_subjects)

@@ -41,13 +41,14 @@ def guardrails_from(settings: Settings) -> IdentityGuardrails:
 def validation_context(
     session: Session, settings: Settings, kit: PrivacyKit, *, now: datetime, forced_partner_id: int | None = None
 ) -> ValidationContext:
-    partner_ids = dict(session.execute(select(PartnerRow.name, PartnerRow.id)).all())
+    partners = session.execute(select(PartnerRow.name, PartnerRow.id, PartnerRow.purposes)).all()
     return ValidationContext(
         now=now,
         rules=kit.rules,
         taxonomy=taxonomy_for(settings.taxonomy_extra),
-        partner_ids=partner_ids,
+        partner_ids={name: partner_id for name, partner_id, _purposes in partners},
         forced_partner_id=forced_partner_id,
+        partner_purposes={partner_id: frozenset(purposes) for _name, partner_id, purposes in partners},
         future_skew=timedelta(seconds=settings.ingest_future_skew_seconds),
         retention=timedelta(days=settings.retention_days),
         extra_event_types=frozenset(t.strip() for t in settings.extra_event_types.split(",") if t.strip()),

@@ -67,6 +67,7 @@ class ValidationContext:
     taxonomy: Taxonomy
     partner_ids: Mapping[str, int]
     forced_partner_id: int | None = None
+    partner_purposes: Mapping[int, frozenset[str]] = field(default_factory=dict)  # declared, by partner id
     future_skew: timedelta = timedelta(minutes=5)
     retention: timedelta = timedelta(days=400)
     junk: JunkIdentifiers = field(default_factory=JunkIdentifiers)

@@ -46,8 +46,10 @@ class RejectCode(enum.StrEnum):
     INVALID_AMOUNT = "INVALID_AMOUNT"
     INVALID_CURRENCY = "INVALID_CURRENCY"
     UNKNOWN_PURPOSE = "UNKNOWN_PURPOSE"
+    PURPOSE_NOT_DECLARED = "PURPOSE_NOT_DECLARED"
     SUPPRESSED = "SUPPRESSED"
     NO_CONSENT = "NO_CONSENT"
+    AMBIGUOUS_IDENTITY = "AMBIGUOUS_IDENTITY"
     TOO_LARGE = "TOO_LARGE"
 
 
@@ -69,7 +71,9 @@ REJECT_MESSAGES: Final[dict[RejectCode, str]] = {
     RejectCode.INVALID_AMOUNT: "amount must be a finite number >= 0 with a currency",
     RejectCode.INVALID_CURRENCY: "currency must be a three-letter ISO 4217 code",
     RejectCode.UNKNOWN_PURPOSE: "consent lists a purpose outside the vocabulary",
+    RejectCode.PURPOSE_NOT_DECLARED: "the event serves only purposes the partner did not declare when registered",
     RejectCode.SUPPRESSED: "an identifier of this record belongs to an erased person",
     RejectCode.NO_CONSENT: "the person has no consent for any purpose this event can serve",
+    RejectCode.AMBIGUOUS_IDENTITY: "a partner's identifiers point at more than one known person; attached to none",
     RejectCode.TOO_LARGE: "the batch is larger than the configured limit",
 }

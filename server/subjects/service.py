@@ -29,12 +29,17 @@ def new_subject_id() -> int:
 
 
 def find_subject(session: Session, identifier: NormalizedIdentifier, kit: PrivacyKit) -> int | None:
-    """Match under every identifier-key version, so lookups keep working across HMAC key rotation."""
+    """Match under every identifier-key version, so lookups keep working across HMAC key rotation.
+
+    Where we and partners each linked the identifier, our own link answers (docs/ingestion.md);
+    otherwise the link of the partner with the smallest id.
+    """
     candidates = [(p.key_version, p.digest) for p in kit.pseudonymizer.pseudonyms_for_all_versions(identifier)]
     return session.scalar(
         select(IdentityRow.subject_id)
         .where(IdentityRow.kind == identifier.kind.value)
         .where(tuple_(IdentityRow.key_version, IdentityRow.pseudonym).in_(candidates))
+        .order_by(IdentityRow.partner_id.is_not(None), IdentityRow.partner_id)
         .limit(1)
     )
 

@@ -25,7 +25,13 @@ from server.storage.tables import EventRow, IdentityRow
 from tests.ingest.batches import NOW, SOURCE, add_partner, event, fixed_clock, footprint, frame, ingest, subject_of
 
 # Codes given by the gate after validation, or by the caller (a record it could not read, a batch too large).
-NOT_FROM_VALIDATION = {RejectCode.SUPPRESSED, RejectCode.NO_CONSENT, RejectCode.TOO_LARGE, RejectCode.INVALID_RECORD}
+NOT_FROM_VALIDATION = {
+    RejectCode.SUPPRESSED,
+    RejectCode.NO_CONSENT,
+    RejectCode.AMBIGUOUS_IDENTITY,
+    RejectCode.TOO_LARGE,
+    RejectCode.INVALID_RECORD,
+}
 BAD_DEVICE = "device-of-the-bad-record"
 
 # (code, the fields that break the rule, the bad value that must never be echoed): one per code
@@ -46,6 +52,8 @@ BROKEN: list[tuple[RejectCode, dict[str, Any], str | None]] = [
     (RejectCode.INVALID_AMOUNT, {"amount": -12.5, "currency": "EUR"}, "-12.5"),
     (RejectCode.INVALID_CURRENCY, {"amount": 12.5, "currency": "euro"}, "euro"),
     (RejectCode.UNKNOWN_PURPOSE, {"consent_purposes": ["analytics", "mind-reading"]}, "mind-reading"),
+    # acme declared analytics only; an ad event serves advertising only
+    (RejectCode.PURPOSE_NOT_DECLARED, {"partner": "acme", "event": "ad_click", "channel": "ads"}, None),
 ]
 # Other ways to break the same rules, checked together in one batch.
 VARIANTS: list[tuple[RejectCode, dict[str, Any]]] = [

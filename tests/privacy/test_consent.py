@@ -25,6 +25,7 @@ from privacy.purposes import Purpose
 from server.auth.principal import SYSTEM_ACTOR
 from server.consent import service as consent
 from server.runtime import Runtime, UnitOfWork
+from server.storage.tables import PartnerRow
 from server.subjects.service import create_subject
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
@@ -49,6 +50,17 @@ def record(unit: UnitOfWork, subject_id: int, key: ConsentKey, *, granted: bool,
         policy_version="2024-05",
         now=at,
     )
+
+
+def register_partners(runtime: Runtime) -> None:
+    """ACME and OTHER, registered for analytics and advertising (a partner reads only what it declared)."""
+    with runtime.unit_of_work(SYSTEM_ACTOR) as unit:
+        for partner_id in (ACME, OTHER):
+            if unit.session.get(PartnerRow, partner_id) is None:
+                purposes = [Purpose.ANALYTICS.value, Purpose.ADVERTISING.value]
+                unit.session.add(
+                    PartnerRow(id=partner_id, name=f"partner-{partner_id}", purposes=purposes, created_at=T0)
+                )
 
 
 def allowed(runtime: Runtime, subject_id: int, purpose: Purpose, *, partner_id: int | None = None) -> bool:
@@ -96,6 +108,7 @@ def test_gpc_and_objection_withdraw_advertising_only(runtime: Runtime, signal: P
 
 
 def test_a_partner_needs_the_sharing_consent_that_names_it(runtime: Runtime) -> None:
+    register_partners(runtime)
     with runtime.unit_of_work(SYSTEM_ACTOR) as unit:
         shared_with_acme, shared_with_other, withdrawn = new_subject(unit), new_subject(unit), new_subject(unit)
         for subject in (shared_with_acme, shared_with_other, withdrawn):
@@ -143,6 +156,7 @@ def test_the_state_table_is_always_derived_from_the_ledger(
         ConsentEntry(key, granted, LegalBasis.CONSENT, "cmp-test", "2024-05", T0 + timedelta(minutes=minute))
         for key, granted, minute in entries
     ]
+    register_partners(runtime)
     with runtime.unit_of_work(SYSTEM_ACTOR) as unit:
         subject = new_subject(unit)
         if in_one_batch:

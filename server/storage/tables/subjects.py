@@ -18,7 +18,7 @@ from sqlalchemy import (
     SmallInteger,
     String,
     Text,
-    UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -36,10 +36,16 @@ class SubjectRow(Base):
 
 class IdentityRow(Base):
     __tablename__ = "identities"
+    """A keyed identifier linked to a subject, in a scope: ours (``partner_id`` null) or one partner's.
+
+    A partner's links are its own (docs/ingestion.md): our records never follow them, so the same
+    identifier may be linked once per scope, and the unique key includes the scope.
+    """
+
     # Ingestion looks identifiers up by pseudonym alone, all kinds in one query, and matches the
-    # kind and key version in the batch: one round trip per batch instead of one per kind.
+    # kind, key version and scope in the batch: one round trip per batch instead of one per kind.
     __table_args__ = (
-        UniqueConstraint("kind", "key_version", "pseudonym"),
+        Index("ux_identities_scoped", "kind", "key_version", "pseudonym", text("coalesce(partner_id, 0)"), unique=True),
         Index("ix_identities_pseudonym", "pseudonym"),
     )
 
