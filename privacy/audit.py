@@ -172,6 +172,14 @@ def verify_chain(
     return ChainVerdict(checked)
 
 
+def is_authentic(entry: AuditEntry, key: VersionedKey) -> bool:
+    """The entry's HMAC recomputes under ``key``, the keyring's version it names: nobody without
+    that key wrote or changed it."""
+    record = AuditRecord(entry.actor_key_id, entry.actor_role, entry.action, entry.target, entry.details)
+    recomputed = entry_hash(key, seq=entry.seq, at=entry.at, record=record, prev_hash=entry.prev_hash)
+    return hmac.compare_digest(recomputed, entry.entry_hash)
+
+
 def _flaw(entry: AuditEntry, keyring: Keyring, expected_seq: int, expected_prev: bytes) -> tuple[int, str] | None:
     """(seq to name, problem), or None when the entry is authentic and in its place.
 
@@ -182,9 +190,7 @@ def _flaw(entry: AuditEntry, keyring: Keyring, expected_seq: int, expected_prev:
         key = keyring.key(KeyPurpose.AUDIT, entry.key_version)
     except KeyringError:
         return entry.seq, "entry names an audit key version the keyring does not hold (edited, or the version removed)"
-    record = AuditRecord(entry.actor_key_id, entry.actor_role, entry.action, entry.target, entry.details)
-    recomputed = entry_hash(key, seq=entry.seq, at=entry.at, record=record, prev_hash=entry.prev_hash)
-    if not hmac.compare_digest(recomputed, entry.entry_hash):
+    if not is_authentic(entry, key):
         return entry.seq, "entry content was altered, or the entry was forged"
     if entry.seq != expected_seq:
         return expected_seq, "entry missing or out of sequence"

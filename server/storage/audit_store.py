@@ -94,6 +94,11 @@ def iter_entries(session: Session, *, after_seq: int = 0, limit: int | None = No
         session.expunge_all()
 
 
+def newest_entries(session: Session, count: int) -> list[StoredEntry]:
+    """The last ``count`` entries by seq, newest first."""
+    return _read_batch(session, select(AuditEntryRow).order_by(AuditEntryRow.seq.desc()).limit(count))
+
+
 def _read_batch(session: Session, query: Select[AuditEntryRow]) -> list[StoredEntry]:
     """The whole batch at once; row by row only when some row does not decode."""
     try:
