@@ -161,7 +161,10 @@ def load_keyring_file(path: Path) -> Keyring:
     try:
         mode = path.stat().st_mode
     except FileNotFoundError:
-        raise KeyringError(f"keyring file {path} does not exist (run `audience init`)") from None
+        raise KeyringError(
+            f"keyring file {path} does not exist: restore it from your backup, or point AUDIENCE_KEYRING_PATH at it "
+            "(`audience init` creates a keyring only for a database that holds no data yet)"
+        ) from None
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise KeyringError(
             f"keyring file {path} is accessible by group or others (mode {stat.S_IMODE(mode):04o}); "

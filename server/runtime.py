@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from privacy.audit import AuditEntry, AuditRecord, DetailValue, append_record
 from privacy.keyring import Keyring, KeyringError, load_keyring_file, loads_keyring
 from server.auth.principal import Actor
+from server.keys.binding import ensure_keyring_belongs
 from server.privacy_kit import PrivacyKit, build_kit
 from server.settings import Settings
 from server.storage.audit_store import SqlAuditStore
@@ -85,8 +86,16 @@ def load_keyring(settings: Settings) -> Keyring:
     return load_keyring_file(settings.effective_keyring_path)
 
 
+def keyring_origin(settings: Settings) -> str:
+    """Where ``load_keyring`` takes the keyring from, for messages."""
+    return "AUDIENCE_KEYRING" if settings.keyring is not None else f"file {settings.effective_keyring_path}"
+
+
 def build_runtime(settings: Settings, *, keyring: Keyring | None = None) -> Runtime:
-    """On a SQLite file, also the thread that checkpoints its WAL; ``dispose()`` stops it."""
+    """Refuses a keyring the database does not belong to before anything else touches it.
+
+    On a SQLite file, also the thread that checkpoints its WAL; ``dispose()`` stops it.
+    """
     if keyring is None:
         keyring = load_keyring(settings)
     kit = build_kit(keyring, settings)
@@ -95,11 +104,17 @@ def build_runtime(settings: Settings, *, keyring: Keyring | None = None) -> Runt
     engine = build_engine(
         settings.effective_database_url, wal_autocheckpoint=autocheckpoint, timeouts=database_timeouts(settings)
     )
+    sessions = session_factory(engine)
+    try:
+        ensure_keyring_belongs(sessions, keyring, origin=keyring_origin(settings))
+    except BaseException:
+        engine.dispose()
+        raise
     checkpointer = None if database is None else WalCheckpointer(database).start()
     return Runtime(
         settings=settings,
         engine=engine,
-        sessions=session_factory(engine),
+        sessions=sessions,
         keyring=keyring,
         kit=kit,
         checkpointer=checkpointer,
@@ -115,4 +130,4 @@ def database_timeouts(settings: Settings) -> DatabaseTimeouts:
     )
 
 
-__all__ = ["Clock", "KeyringError", "Runtime", "UnitOfWork", "build_runtime", "load_keyring"]
+__all__ = ["Clock", "KeyringError", "Runtime", "UnitOfWork", "build_runtime", "keyring_origin", "load_keyring"]

@@ -1,7 +1,7 @@
 """identities scoped by partner: one link per identifier and scope, not per identifier
 
 Revision ID: 0009
-Revises: 0006
+Revises: 0008
 
 A partner's identifiers are linked in that partner's scope (``partner_id``), apart from ours:
 the same email may be linked once by us and once by each partner, each to the subject its own
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0009"
-down_revision = "0006"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 

@@ -23,8 +23,8 @@ from server.keys.rotation import (
     rewrap_outdated,
 )
 from server.privacy_kit import build_kit
-from server.runtime import build_runtime, load_keyring
-from server.settings import Settings, load_settings
+from server.runtime import build_runtime, keyring_origin, load_keyring
+from server.settings import load_settings
 
 KEK = KeyPurpose.KEK
 ENVIRONMENT_KEYRING = (
@@ -60,10 +60,6 @@ def _positive(raw: str) -> int:
     if not raw.isdigit() or int(raw) < 1:
         raise argparse.ArgumentTypeError("must be a positive whole number")
     return int(raw)
-
-
-def _keyring_origin(settings: Settings) -> str:
-    return "AUDIENCE_KEYRING" if settings.keyring is not None else f"file {settings.effective_keyring_path}"
 
 
 @dataclasses.dataclass
@@ -188,7 +184,7 @@ def run_keys_status(_arguments: argparse.Namespace, console: Console) -> int:
     finally:
         runtime.dispose()
     keyring = runtime.keyring
-    console.print(f"keyring: {_keyring_origin(settings)}")
+    console.print(f"keyring: {keyring_origin(settings)}")
     keys = Table("key", "versions", "current")
     for purpose in KeyPurpose:
         keys.add_row(purpose.value, ", ".join(map(str, keyring.versions(purpose))), str(keyring.current[purpose]))

@@ -24,6 +24,7 @@ from server.demo import FORMATS, Format, generate_to_directory
 from server.demo import load as demo_load
 from server.ingest.files import EventChunk
 from server.ingest.service import IngestResult
+from server.keys.binding import refuse_new_keyring_for_populated_database
 from server.observability.logs import configure_logging
 from server.runtime import Runtime, build_runtime
 from server.settings import Settings, load_settings
@@ -84,13 +85,12 @@ def initialize(settings: Settings, console: Console, *, show_token: bool = True)
     """Idempotent: creates only what is missing. Returns a new admin token if one was created."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     if settings.keyring is None and not settings.effective_keyring_path.exists():
+        _refuse_to_rekey(settings)
         write_keyring_file(settings.effective_keyring_path, generate_keyring())
         console.print(f"created keyring {settings.effective_keyring_path} (mode 0600) - back it up; see docs/keys.md")
-    runtime = build_runtime(settings)
+    _upgrade(settings, console, "head")
+    runtime = build_runtime(settings)  # after the upgrade: it checks the keyring against the database
     try:
-        with console.status("migrating the database"):
-            migrate.upgrade(runtime.engine)
-        console.print(f"database at revision {migrate.current_revision(runtime.engine)}")
         with runtime.unit_of_work(SYSTEM_ACTOR) as unit:
             has_admin = unit.session.scalar(select(ApiKeyRow.id).where(ApiKeyRow.role == Role.ADMIN.value).limit(1))
             if has_admin is not None:
@@ -106,16 +106,28 @@ def initialize(settings: Settings, console: Console, *, show_token: bool = True)
         runtime.dispose()
 
 
-def run_migrate(arguments: argparse.Namespace, console: Console) -> int:
-    settings = load_settings()
+def _refuse_to_rekey(settings: Settings) -> None:
     engine = build_engine(settings.effective_database_url)
     try:
-        with console.status(f"migrating to {arguments.revision}"):
-            migrate.upgrade(engine, arguments.revision)
+        refuse_new_keyring_for_populated_database(engine, str(settings.effective_keyring_path))
+    finally:
+        engine.dispose()
+
+
+def run_migrate(arguments: argparse.Namespace, console: Console) -> int:
+    _upgrade(load_settings(), console, arguments.revision)
+    return 0
+
+
+def _upgrade(settings: Settings, console: Console, revision: str) -> None:
+    """Schema only, no keyring needed: the keyring check itself needs the latest schema."""
+    engine = build_engine(settings.effective_database_url)
+    try:
+        with console.status(f"migrating to {revision}"):
+            migrate.upgrade(engine, revision)
         console.print(f"database at revision {migrate.current_revision(engine)}")
     finally:
         engine.dispose()
-    return 0
 
 
 def run_serve(arguments: argparse.Namespace, console: Console) -> int:

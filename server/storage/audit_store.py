@@ -1,17 +1,27 @@
-"""SQL persistence for the audit chain (the ``privacy.audit.AuditStore`` seam)."""
+"""SQL persistence for the audit chain (the ``privacy.audit.AuditStore`` seam).
+
+Rows are read as an attacker may have left them: a column set to a value of the wrong type
+(SQLite stores any value in any column) comes back as ``UnreadableEntry`` so that verification
+names it, instead of failing the whole read.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime
 
-from sqlalchemy import select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import Select, exists, func, select, update
+from sqlalchemy.orm import Session, aliased
 
-from privacy.audit import AuditEntry
+from privacy.audit import AuditEntry, UnreadableEntry
 from server.storage.tables import AuditEntryRow, AuditHeadRow
 
 HEAD_ID = 1
 READ_BATCH = 5_000
+# What the column types raise on a stored value they cannot decode.
+_UNDECODABLE = (ValueError, TypeError, OverflowError)
+
+StoredEntry = AuditEntry | UnreadableEntry
 
 
 class SqlAuditStore:
@@ -24,10 +34,23 @@ class SqlAuditStore:
         row = self._session.execute(
             update(AuditHeadRow)
             .where(AuditHeadRow.id == HEAD_ID)
-            .values(seq=AuditHeadRow.seq + 1)
+            .values(seq=AuditHeadRow.seq)
             .returning(AuditHeadRow.seq, AuditHeadRow.entry_hash)
         ).one()
-        return row.seq - 1, row.entry_hash
+        return row.seq, row.entry_hash
+
+    def next_free_seq(self, after: int) -> int:
+        """One primary-key probe; only when rows were forged past the head, the first gap after them."""
+        candidate = after + 1
+        if self._session.scalar(select(AuditEntryRow.seq).where(AuditEntryRow.seq == candidate)) is None:
+            return candidate
+        taken, following = aliased(AuditEntryRow), aliased(AuditEntryRow)
+        first_free = self._session.scalar(
+            select(func.min(taken.seq) + 1).where(
+                taken.seq >= candidate, ~exists().where(following.seq == taken.seq + 1)
+            )
+        )
+        return int(first_free or candidate)  # never None: the candidate row itself is counted
 
     def append(self, entry: AuditEntry) -> None:
         self._session.add(
@@ -45,7 +68,7 @@ class SqlAuditStore:
             )
         )
         self._session.execute(
-            update(AuditHeadRow).where(AuditHeadRow.id == HEAD_ID).values(entry_hash=entry.entry_hash)
+            update(AuditHeadRow).where(AuditHeadRow.id == HEAD_ID).values(seq=entry.seq, entry_hash=entry.entry_hash)
         )
         self._session.flush()
 
@@ -55,28 +78,48 @@ def read_head(session: Session) -> tuple[int, bytes]:
     return row.seq, row.entry_hash
 
 
-def iter_entries(
-    session: Session, *, after_seq: int = 0, limit: int | None = None, until_seq: int | None = None
-) -> Iterator[AuditEntry]:
+def iter_entries(session: Session, *, after_seq: int = 0, limit: int | None = None) -> Iterator[StoredEntry]:
     """Stream entries in seq order, in keyset-paginated batches so a long log fits in memory."""
     remaining = limit
     while remaining is None or remaining > 0:
         batch_size = READ_BATCH if remaining is None else min(READ_BATCH, remaining)
-        query = select(AuditEntryRow).where(AuditEntryRow.seq > after_seq)
-        if until_seq is not None:
-            query = query.where(AuditEntryRow.seq <= until_seq)
-        rows = session.scalars(query.order_by(AuditEntryRow.seq).limit(batch_size)).all()
-        if not rows:
+        query = select(AuditEntryRow).where(AuditEntryRow.seq > after_seq).order_by(AuditEntryRow.seq)
+        entries = _read_batch(session, query.limit(batch_size))
+        if not entries:
             return
-        for row in rows:
-            yield _to_entry(row)
-        after_seq = rows[-1].seq
+        yield from entries
+        after_seq = entries[-1].seq
         if remaining is not None:
-            remaining -= len(rows)
+            remaining -= len(entries)
         session.expunge_all()
 
 
-def _to_entry(row: AuditEntryRow) -> AuditEntry:
+def newest_entries(session: Session, count: int) -> list[StoredEntry]:
+    """The last ``count`` entries by seq, newest first."""
+    return _read_batch(session, select(AuditEntryRow).order_by(AuditEntryRow.seq.desc()).limit(count))
+
+
+def _read_batch(session: Session, query: Select[AuditEntryRow]) -> list[StoredEntry]:
+    """The whole batch at once; row by row only when some row does not decode."""
+    try:
+        return [_to_entry(row) for row in session.scalars(query).all()]
+    except _UNDECODABLE:
+        session.expunge_all()
+    seqs = session.scalars(query.with_only_columns(AuditEntryRow.seq)).all()
+    return [_read_one(session, seq) for seq in seqs]
+
+
+def _read_one(session: Session, seq: int) -> StoredEntry:
+    try:
+        row = session.scalars(select(AuditEntryRow).where(AuditEntryRow.seq == seq)).one()
+        return _to_entry(row)
+    except _UNDECODABLE:
+        return UnreadableEntry(seq)
+
+
+def _to_entry(row: AuditEntryRow) -> StoredEntry:
+    if not (isinstance(row.at, datetime) and isinstance(row.details, dict) and isinstance(row.key_version, int)):
+        return UnreadableEntry(row.seq)
     return AuditEntry(
         seq=row.seq,
         at=row.at,

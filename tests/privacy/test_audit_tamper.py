@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
+from typing import Any
 
 import pytest
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.orm import Session
 
 from privacy.audit import AuditRecord, verify_chain
 from privacy.keyring import KeyPurpose, generate_keyring
@@ -136,3 +139,102 @@ def test_concurrent_writers_never_fork_the_chain(runtime: Runtime) -> None:
         head = session.get(AuditHeadRow, 1)
         assert head is not None
         assert head.seq == writers * per_writer
+
+
+# --- tampering that must neither hide from verification nor stop the server from auditing -------
+
+Tamper = Callable[[Session, int], int]
+
+
+def copy_of(session: Session, seq: int) -> dict[str, Any]:
+    row = session.get(AuditEntryRow, seq)
+    assert row is not None
+    return {column.key: getattr(row, column.key) for column in AuditEntryRow.__table__.columns}
+
+
+def forge_past_the_head(session: Session, length: int) -> int:
+    """A plausible row after the newest one: the previous entry's hash as ``prev``, a made-up HMAC."""
+    forged = copy_of(session, length) | {"seq": length + 1, "action": "consent.record"}
+    forged["prev_hash"] = forged["entry_hash"]
+    session.execute(insert(AuditEntryRow).values(**forged))
+    return length + 1
+
+
+def forge_past_the_head_and_move_it(session: Session, length: int) -> int:
+    """The forger also points the stored head at the forged row."""
+    forge_past_the_head(session, length)
+    session.execute(update(AuditHeadRow).where(AuditHeadRow.id == 1).values(seq=length + 1, entry_hash=bytes(32)))
+    return length + 1
+
+
+def forge_far_past_the_head(session: Session, length: int) -> int:
+    """Appends fill the gap before it; the forged row is still the one named."""
+    session.execute(insert(AuditEntryRow).values(**copy_of(session, length) | {"seq": length + 1_000}))
+    return length + 1_000
+
+
+def edit_key_version(version: int) -> Tamper:
+    def tamper(session: Session, length: int) -> int:
+        session.execute(update(AuditEntryRow).where(AuditEntryRow.seq == length - 1).values(key_version=version))
+        return length - 1
+
+    return tamper
+
+
+def edit_details_to(value: object) -> Tamper:
+    def tamper(session: Session, length: int) -> int:
+        session.execute(update(AuditEntryRow).where(AuditEntryRow.seq == 2).values(details=value))
+        return 2
+
+    return tamper
+
+
+def delete_a_middle_row(session: Session, length: int) -> int:
+    session.execute(delete(AuditEntryRow).where(AuditEntryRow.seq == length // 2))
+    return length // 2
+
+
+def reorder(session: Session, length: int) -> int:
+    """Rows 2 and 3 trade places: each keeps its content and hashes but takes the other's seq."""
+    second, third = copy_of(session, 2), copy_of(session, 3)
+    session.execute(delete(AuditEntryRow).where(AuditEntryRow.seq.in_([2, 3])))
+    session.execute(insert(AuditEntryRow).values(**second | {"seq": 3}))
+    session.execute(insert(AuditEntryRow).values(**third | {"seq": 2}))
+    return 2
+
+
+TAMPERS: dict[str, Tamper] = {
+    "row past the head": forge_past_the_head,
+    "row past the head, head moved to it": forge_past_the_head_and_move_it,
+    "row far past the head": forge_far_past_the_head,
+    "key version not in the keyring": edit_key_version(99),
+    "key version zero": edit_key_version(0),
+    "key version of the next entry": edit_key_version(2),
+    "details not an object": edit_details_to(["purpose", "analytics"]),
+    "details a string": edit_details_to("analytics"),
+    "details null": edit_details_to(None),
+    "middle row deleted": delete_a_middle_row,
+    "rows reordered": reorder,
+}
+
+
+@pytest.mark.parametrize("tamper", TAMPERS.values(), ids=TAMPERS.keys())
+def test_tampering_is_named_and_auditing_goes_on(runtime: Runtime, tamper: Tamper) -> None:
+    record_entries(runtime, 6)
+    with runtime.sessions.begin() as session:
+        bad = tamper(session, 6)
+    assert verdict(runtime)[:2] == (False, bad)
+    record_entries(runtime, 3)
+    assert verdict(runtime)[:2] == (False, bad), "entries appended afterwards must not hide where it broke"
+
+
+@pytest.mark.parametrize("value", ["yesterday", "2026-13-45 99:99:99", "12"])
+def test_a_time_edited_to_garbage_is_named(runtime: Runtime, backend: str, value: str) -> None:
+    """SQLite stores any text in a timestamp column; PostgreSQL refuses it on write."""
+    if backend != "sqlite":
+        pytest.skip("PostgreSQL's timestamp column refuses the edit itself")
+    record_entries(runtime, 5)
+    with runtime.engine.begin() as connection:
+        connection.exec_driver_sql("UPDATE audit_log SET at = ? WHERE seq = 3", (value,))
+    assert verdict(runtime)[:2] == (False, 3)
+    record_entries(runtime, 1)

@@ -3,6 +3,7 @@
 from server.storage.tables.access import ApiKeyRow, PartnerRow
 from server.storage.tables.audit import AuditEntryRow, AuditHeadRow
 from server.storage.tables.identity import DerivedRebuildRow, IdentityMergeRow, SubjectTraitsRow
+from server.storage.tables.keys import KeyringFingerprintRow
 from server.storage.tables.privacy import (
     ConsentRecordRow,
     ConsentStateRow,
@@ -22,6 +23,7 @@ __all__ = [
     "EventRow",
     "IdentityMergeRow",
     "IdentityRow",
+    "KeyringFingerprintRow",
     "PartnerRow",
     "SubjectKeyRow",
     "SubjectPiiRow",
