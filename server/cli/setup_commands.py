@@ -15,6 +15,7 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
 from sqlalchemy import select
 
 from privacy.keyring import KeyringError, generate_keyring, write_keyring_file
+from privacy.message_keys import MessageKeys
 from server.auth import api_keys
 from server.auth.principal import SYSTEM_ACTOR, Role
 from server.cli.errors import CliError
@@ -25,7 +26,7 @@ from server.demo import load as demo_load
 from server.ingest.files import EventChunk
 from server.ingest.service import IngestResult
 from server.observability.logs import configure_logging
-from server.runtime import Runtime, build_runtime
+from server.runtime import Runtime, build_runtime, load_keyring
 from server.settings import Settings, load_settings
 from server.storage import migrate
 from server.storage.engine import build_engine
@@ -89,7 +90,7 @@ def initialize(settings: Settings, console: Console, *, show_token: bool = True)
     runtime = build_runtime(settings)
     try:
         with console.status("migrating the database"):
-            migrate.upgrade(runtime.engine)
+            migrate.upgrade(runtime.engine, message_keys=runtime.kit.message_keys)
         console.print(f"database at revision {migrate.current_revision(runtime.engine)}")
         with runtime.unit_of_work(SYSTEM_ACTOR) as unit:
             has_admin = unit.session.scalar(select(ApiKeyRow.id).where(ApiKeyRow.role == Role.ADMIN.value).limit(1))
@@ -107,12 +108,21 @@ def initialize(settings: Settings, console: Console, *, show_token: bool = True)
 
 
 def run_migrate(arguments: argparse.Namespace, console: Console) -> int:
+    """The keyring is optional here: only a revision that rewrites stored values under it needs it."""
     settings = load_settings()
+    message_keys: MessageKeys | None = None
+    unloadable: KeyringError | None = None
+    try:
+        message_keys = MessageKeys(load_keyring(settings))
+    except KeyringError as error:
+        unloadable = error
     engine = build_engine(settings.effective_database_url)
     try:
         with console.status(f"migrating to {arguments.revision}"):
-            migrate.upgrade(engine, arguments.revision)
+            migrate.upgrade(engine, arguments.revision, message_keys=message_keys)
         console.print(f"database at revision {migrate.current_revision(engine)}")
+    except migrate.KeyringNeeded as needed:
+        raise CliError(str(unloadable or needed)) from None  # why the keyring is missing, when we know
     finally:
         engine.dispose()
     return 0

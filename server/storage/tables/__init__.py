@@ -10,7 +10,7 @@ from server.storage.tables.privacy import (
     SubjectPiiRow,
     SuppressionRow,
 )
-from server.storage.tables.subjects import EventRow, IdentityRow, SubjectRow
+from server.storage.tables.subjects import EventRow, IdentityRow, MessageReceiptRow, SubjectRow
 
 __all__ = [
     "ApiKeyRow",
@@ -22,6 +22,7 @@ __all__ = [
     "EventRow",
     "IdentityMergeRow",
     "IdentityRow",
+    "MessageReceiptRow",
     "PartnerRow",
     "SubjectKeyRow",
     "SubjectPiiRow",
