@@ -3,7 +3,7 @@
 Revision ID: 0007
 Revises: 0006
 
-Events are keyed by (source, message_key), the HMAC of the sender's messageId under a key derived
+Events are keyed by (message_key, source), the HMAC of the sender's messageId under a key derived
 from the keyring (``privacy.message_keys``), instead of the messageId in clear. Stored events are
 re-keyed here, so this revision needs the keyring when the events table holds rows: `audience
 migrate` and `audience init` pass it (``server.storage.migrate``); without it the upgrade stops
@@ -50,7 +50,7 @@ def upgrade() -> None:
         "message_receipts",
         sa.Column("source", sa.String(length=64), nullable=False),
         sa.Column("message_key", sa.LargeBinary(length=32), nullable=False),
-        sa.PrimaryKeyConstraint("source", "message_key", name=op.f("pk_message_receipts")),
+        sa.PrimaryKeyConstraint("message_key", "source", name=op.f("pk_message_receipts")),
     )
     sqlite = bind.dialect.name == "sqlite"
     if sqlite:
@@ -74,7 +74,7 @@ def upgrade() -> None:
         sa.Column("currency", sa.String(length=3), nullable=True),
         sa.Column("campaign", sa.String(length=64), nullable=True),
         sa.Column("region", sa.String(length=16), nullable=True),
-        sa.PrimaryKeyConstraint("source", "message_key", name="pk_events"),
+        sa.PrimaryKeyConstraint("message_key", "source", name="pk_events"),
     )
     op.execute(
         f"INSERT INTO events_keyed (source, message_key, {EVENT_COLUMNS})"

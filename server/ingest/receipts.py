@@ -24,7 +24,12 @@ from server.storage.tables import MessageReceiptRow
 
 MESSAGE_KEYS: Final = "message_keys"
 """A record's message id hashed under every key version, current first (``List(Binary)``)."""
-JUDGED_TABLES: Final = ("events", MessageReceiptRow.__tablename__)
+# One round trip: both databases push the conditions into each side (each side's key is probed).
+JUDGED_QUERY: Final = (
+    "SELECT message_key FROM (SELECT source, message_key FROM events"
+    f" UNION ALL SELECT source, message_key FROM {MessageReceiptRow.__tablename__}) AS judged"
+    " WHERE source = ? AND message_key {in}"
+)
 
 
 def with_message_keys(records: pl.DataFrame, kit: PrivacyKit) -> pl.DataFrame:
@@ -47,16 +52,7 @@ def already_judged(session: Session, source: str, message_keys: pl.Series) -> pl
     instead of pages all over it.
     """
     wanted = message_keys.explode().unique().sort().to_list()
-    found = [
-        key
-        for table in JUDGED_TABLES
-        for (key,) in select_where_in(
-            session,
-            f"SELECT message_key FROM {table} WHERE source = ? AND message_key {{in}}",
-            wanted,
-            params=(source,),
-        )
-    ]
+    found = [key for (key,) in select_where_in(session, JUDGED_QUERY, wanted, params=(source,))]
     if not found:
         return pl.repeat(False, message_keys.len(), eager=True, dtype=pl.Boolean)
     known = pl.Series([bytes(key) for key in found], dtype=pl.Binary).implode()
@@ -64,9 +60,10 @@ def already_judged(session: Session, source: str, message_keys: pl.Series) -> pl
 
 
 def insert_receipts(session: Session, records: pl.DataFrame, *, source: str) -> None:
-    """Receipts for judged records that were not stored; a racing duplicate is ignored."""
+    """Receipts for judged records that were not stored, in one bulk write."""
     bulk_insert(
         session,
         MessageReceiptRow,
         records.select(pl.lit(source).alias("source"), current_key().alias("message_key")).sort("message_key"),
+        ignore_conflicts=False,  # none can race: writers of a source take turns (serialize_identity_writes)
     )

@@ -15,6 +15,7 @@ from sqlalchemy import (
     Index,
     Integer,
     LargeBinary,
+    PrimaryKeyConstraint,
     SmallInteger,
     String,
     Text,
@@ -70,7 +71,9 @@ class EventRow(Base):
     """
 
     __tablename__ = "events"
-    __table_args__ = (Index("ix_events_subject", "subject_id"),)
+    # The key leads with the hash: a batch's lookup probes it directly. Led by the source, PostgreSQL
+    # read every event of the source and filtered them (55 ms per batch of 1,000 against 90,000).
+    __table_args__ = (PrimaryKeyConstraint("message_key", "source"), Index("ix_events_subject", "subject_id"))
 
     source: Mapped[str] = mapped_column(String(64), primary_key=True)
     message_key: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
@@ -98,6 +101,7 @@ class MessageReceiptRow(Base):
     """
 
     __tablename__ = "message_receipts"
+    __table_args__ = (PrimaryKeyConstraint("message_key", "source"),)
 
     source: Mapped[str] = mapped_column(String(64), primary_key=True)
     message_key: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
