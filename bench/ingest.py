@@ -48,7 +48,7 @@ import polars as pl
 import uvicorn
 from pydantic import SecretStr
 from serving import base_environment, free_port, server  # bench/, beside this script
-from sqlalchemy import BigInteger, Float, String, Text, UniqueConstraint, create_engine, text
+from sqlalchemy import BigInteger, Float, LargeBinary, String, Text, UniqueConstraint, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Mapped, Session, mapped_column
 from starlette.applications import Starlette
@@ -87,11 +87,11 @@ class PlainEventRow(Base):
     """The events table's columns and unique key, nothing else: the baseline's target."""
 
     __tablename__ = "bench_plain_events"
-    __table_args__ = (UniqueConstraint("source", "event_id"),)
+    __table_args__ = (UniqueConstraint("source", "message_key"),)
 
     id: Mapped[int] = mapped_column(AutoBigInteger, primary_key=True)
     source: Mapped[str] = mapped_column(String(64))
-    event_id: Mapped[str] = mapped_column(String(128))
+    message_key: Mapped[bytes] = mapped_column(LargeBinary(128))
     subject_id: Mapped[int] = mapped_column(BigInteger)
     origin_subject_id: Mapped[int] = mapped_column(BigInteger)
     type: Mapped[str] = mapped_column(String(48))
@@ -106,9 +106,12 @@ class PlainEventRow(Base):
 
 
 def plain_rows(events: pl.DataFrame, *, source: str, now: datetime) -> pl.DataFrame:
-    """Flat events to the plain table's columns, as ``store.insert_events`` shapes them, minus the privacy work."""
+    """Flat events to the plain table's columns, as ``store.insert_events`` shapes them, minus the privacy work
+    (the message id's bytes stand in for its keyed hash)."""
     resolved = events.with_columns(
-        subject_id=pl.int_range(pl.len(), dtype=pl.Int64), topics_known=pl.col("topics").fill_null([])
+        subject_id=pl.int_range(pl.len(), dtype=pl.Int64),
+        topics_known=pl.col("topics").fill_null([]),
+        message_keys=pl.concat_list(pl.col("message_id").cast(pl.Binary)),
     )
     return store.event_rows(resolved, source=source, now=now)
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from privacy.field_crypto import KeyWrapper
 from privacy.identifiers import NormalizationRules, PlusTagRule
 from privacy.keyring import Keyring
+from privacy.message_keys import MessageKeys
 from privacy.partner_pseudonyms import PartnerPseudonymCodec
 from privacy.pseudonyms import Pseudonymizer
 from server.settings import Settings
@@ -22,6 +23,7 @@ class PrivacyKit:
     pseudonymizer: Pseudonymizer
     key_wrapper: KeyWrapper
     partner_pseudonyms: PartnerPseudonymCodec
+    message_keys: MessageKeys
 
 
 def build_kit(keyring: Keyring, settings: Settings) -> PrivacyKit:
@@ -34,4 +36,5 @@ def build_kit(keyring: Keyring, settings: Settings) -> PrivacyKit:
         pseudonymizer=Pseudonymizer(keyring),
         key_wrapper=KeyWrapper(keyring),
         partner_pseudonyms=PartnerPseudonymCodec(keyring),
+        message_keys=MessageKeys(keyring),
     )

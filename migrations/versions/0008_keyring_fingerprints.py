@@ -1,7 +1,7 @@
 """keyring fingerprints: which keyring the database belongs to
 
 Revision ID: 0008
-Revises: 0006
+Revises: 0007
 
 One row per version of the keys that identify the data (never a key: see
 privacy/keyring_fingerprint.py). Existing databases get an empty table; the first command run
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0008"
-down_revision = "0006"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 

@@ -15,6 +15,7 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
 from sqlalchemy import select
 
 from privacy.keyring import KeyringError, generate_keyring, write_keyring_file
+from privacy.message_keys import MessageKeys
 from server.auth import api_keys
 from server.auth.principal import SYSTEM_ACTOR, Role
 from server.cli.errors import CliError
@@ -24,9 +25,9 @@ from server.demo import FORMATS, Format, generate_to_directory
 from server.demo import load as demo_load
 from server.ingest.files import EventChunk
 from server.ingest.service import IngestResult
-from server.keys.binding import refuse_new_keyring_for_populated_database
+from server.keys.binding import check_keyring_before_migrating, refuse_new_keyring_for_populated_database
 from server.observability.logs import configure_logging
-from server.runtime import Runtime, build_runtime
+from server.runtime import Runtime, build_runtime, keyring_origin, load_keyring
 from server.settings import Settings, load_settings
 from server.storage import migrate
 from server.storage.engine import build_engine
@@ -120,12 +121,29 @@ def run_migrate(arguments: argparse.Namespace, console: Console) -> int:
 
 
 def _upgrade(settings: Settings, console: Console, revision: str) -> None:
-    """Schema only, no keyring needed: the keyring check itself needs the latest schema."""
+    """Runs before the runtime: the runtime's keyring check needs the latest schema.
+
+    The keyring is optional: only a revision that rewrites stored values under it (0007 hashes
+    message ids) needs it, and such a rewrite happens only once the keyring is shown to open the
+    database, so a wrong keyring can never hash what the right one will later look up.
+    """
+    message_keys: MessageKeys | None = None
+    unloadable: KeyringError | None = None
+    try:
+        keyring = load_keyring(settings)
+    except KeyringError as error:
+        unloadable = error
+    else:
+        message_keys = MessageKeys(keyring)
     engine = build_engine(settings.effective_database_url)
     try:
+        if message_keys is not None:
+            check_keyring_before_migrating(engine, keyring, origin=keyring_origin(settings))
         with console.status(f"migrating to {revision}"):
-            migrate.upgrade(engine, revision)
+            migrate.upgrade(engine, revision, message_keys=message_keys)
         console.print(f"database at revision {migrate.current_revision(engine)}")
+    except migrate.KeyringNeeded as needed:
+        raise CliError(str(unloadable or needed)) from None  # why the keyring is missing, when we know
     finally:
         engine.dispose()
 

@@ -56,7 +56,7 @@ class DemoKey:
 
 def has_events(runtime: Runtime) -> bool:
     with runtime.sessions() as session:
-        return session.scalar(select(EventRow.event_id).limit(1)) is not None
+        return session.scalar(select(EventRow.message_key).limit(1)) is not None
 
 
 def ensure_partners(runtime: Runtime) -> dict[str, int]:

@@ -167,6 +167,10 @@ def hash_batch(frame: pl.DataFrame, kit: PrivacyKit) -> HashedIdentifiers:
     )
 
 
+Seniority = tuple[datetime, int, int]
+"""(created_at, created_rank, subject id): smallest is most senior; see ``_seniority``."""
+
+
 @dataclass(frozen=True, slots=True)
 class PreparedBatch:
     """The expensive part of resolution, done once per batch: hashing and database lookups.
@@ -185,16 +189,16 @@ class PreparedBatch:
     node_count: int
     existing_per_kind: pl.DataFrame
     identity_counts: Mapping[int, int]
-    seniority: Mapping[int, tuple[datetime, bytes, int]]
+    seniority: Mapping[int, Seniority]
 
 
 KNOWN_SCHEMA = pl.Schema(
     {
         "subject_id": pl.Int64(),
         "kind": pl.String(),
-        "pseudonym": pl.Binary(),
         "scope": pl.Int64(),
         "created_at": pl.Datetime("us", "UTC"),
+        "created_rank": pl.Int64(),
     }
 )
 
@@ -251,19 +255,19 @@ def _links_in_scope(matched: pl.DataFrame, nodes: pl.DataFrame) -> pl.DataFrame:
 
 
 def _known_subjects(session: Session, subject_ids: list[int]) -> pl.DataFrame:
-    """Per subject, identifier kind and scope: identities, the smallest pseudonym and the creation time.
+    """Per subject, identifier kind and scope: identities, and when and in which rank the subject was created.
 
-    One query; counted here, as PostgreSQL has no ``min`` of bytes.
+    One query; counted here.
     """
     rows = frame_where_in(
         session,
-        "SELECT i.subject_id, i.kind, i.pseudonym, coalesce(i.partner_id, 0), s.created_at"
+        "SELECT i.subject_id, i.kind, coalesce(i.partner_id, 0), s.created_at, s.created_rank"
         " FROM identities i JOIN subjects s ON s.id = i.subject_id WHERE i.subject_id {in}",
         subject_ids,
         KNOWN_SCHEMA,
     )
     return rows.group_by("subject_id", "kind", "scope").agg(
-        pl.len().cast(pl.Int64).alias("existing"), pl.col("pseudonym").min(), pl.col("created_at").first()
+        pl.len().cast(pl.Int64).alias("existing"), pl.col("created_at").first(), pl.col("created_rank").first()
     )
 
 
@@ -311,7 +315,7 @@ def plan(prepared: PreparedBatch, guardrails: IdentityGuardrails, *, rows: pl.Se
         if len(subjects) > guardrails.max_subjects_per_merge or total > guardrails.max_identities_after_merge:
             refused.add(component)
             continue
-        ordered = sorted(subjects, key=lambda s: seniority.get(s, (EARLIEST, b"", s)))
+        ordered = sorted(subjects, key=lambda s: seniority.get(s, (EARLIEST, 0, s)))
         winner_of[component] = ordered[0]
         merges.append(Merge(winner=ordered[0], losers=tuple(ordered[1:])))
 
@@ -398,17 +402,20 @@ def _components(
     return labels[:row_count], labels[subject_offset:]
 
 
-def _seniority(known: pl.DataFrame) -> dict[int, tuple[datetime, bytes, int]]:
+def _seniority(known: pl.DataFrame) -> dict[int, Seniority]:
     """How the subjects of a merge rank (smallest first): the earliest created wins, and among
-    subjects created together (by one batch) the one with the smallest stored pseudonym.
+    subjects created together (by one pass) the one whose first record came first in it.
 
-    Not the subject id: ids are random, so a winner picked by id changed from run to run, and
-    with it whose PII and traits were kept and, for a refused merge, which subject a record
-    without a known identifier went to. From the database (``_known_subjects``) rather than the
-    batch, so both plans of a batch rank the same subjects the same way.
+    Neither the subject id nor a pseudonym: ids are random, so a winner picked by id changed from
+    run to run, and pseudonyms follow the keyring, so one picked by pseudonym changed from one
+    installation to another; with the winner went whose PII and traits were kept and, for a
+    refused merge, which subject a record without a known identifier went to, and that record's
+    consent. The subject id only breaks ties no ingestion creates (subjects created one by one
+    at the same microsecond). From the database (``_known_subjects``) rather than the batch, so
+    both plans of a batch rank the same subjects the same way.
     """
-    ranked = known.group_by("subject_id").agg(pl.col("created_at").first(), pl.col("pseudonym").min())
-    return {subject: (created_at, pseudonym, subject) for subject, created_at, pseudonym in ranked.iter_rows()}
+    ranked = known.group_by("subject_id").agg(pl.col("created_at").first(), pl.col("created_rank").first())
+    return {subject: (created_at, rank, subject) for subject, created_at, rank in ranked.iter_rows()}
 
 
 def _assign_refused(
@@ -416,7 +423,7 @@ def _assign_refused(
     pairs: pl.DataFrame,
     node_subject: pl.DataFrame,
     refused: set[int],
-    seniority: Mapping[int, tuple[datetime, bytes, int]],
+    seniority: Mapping[int, Seniority],
 ) -> pl.DataFrame:
     """In a refused merge each record keeps the subject of its most specific known identifier; a
     record with none goes to the most senior (``_seniority``) of the subjects the others keep."""

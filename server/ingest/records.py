@@ -102,10 +102,17 @@ def from_segment(frame: pl.LazyFrame) -> pl.LazyFrame:
 
 
 def conform(frame: pl.LazyFrame) -> pl.LazyFrame:
-    """Any flat input (a CSV's strings included) cast to ``EVENT_SCHEMA``; missing columns are null."""
+    """Any flat input (a CSV's strings included) cast to ``EVENT_SCHEMA``; missing columns are null.
+
+    Null means "not said": a ``gpc`` left out (the column, or a cell) is no signal, as in the
+    Segment shape, not an unknown that would block every advertising grant.
+    """
     present = frame.collect_schema()
     columns = []
     for name, dtype in EVENT_SCHEMA.items():
+        if name == "gpc":
+            columns.append(_gpc(present.get(name)))
+            continue
         if name not in present:
             columns.append(pl.lit(None, dtype=dtype).alias(name))
             continue
@@ -128,8 +135,19 @@ def conform(frame: pl.LazyFrame) -> pl.LazyFrame:
                 .otherwise(column.str.split(";"))
                 .alias(name)
             )
-        elif name == "gpc" and source == pl.String():
-            columns.append(column.str.to_lowercase().is_in(["true", "1", "yes"]).alias(name))
         else:
             columns.append(column.cast(dtype, strict=False))
     return frame.select(columns)
+
+
+def _gpc(source: pl.DataType | None) -> pl.Expr:
+    """The GPC flag: true only where the input says so (a CSV's ``true``, ``1`` or ``yes``)."""
+    if source is None:
+        return pl.lit(value=False).alias("gpc")
+    column = pl.col("gpc")
+    said = (
+        column.str.to_lowercase().is_in(["true", "1", "yes"])
+        if source == pl.String()
+        else column.cast(pl.Boolean, strict=False)
+    )
+    return said.fill_null(value=False).alias("gpc")

@@ -1,7 +1,9 @@
 """Ingest a batch of events: validate, de-duplicate, resolve identities, gate on consent, store.
 
 The same function serves GraphQL batches and file chunks, so both give the same answers. It
-never commits: the caller's unit of work does, so a batch lands whole or not at all.
+never commits: the caller's unit of work does, so a batch lands whole or not at all. A record
+judged once (stored, or refused for consent or suppression) is a duplicate when sent again
+(``server.ingest.receipts``): a replay changes nothing and answers the same for everyone.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from server.identity.resolve import (
     plan,
     prepare,
 )
-from server.ingest import consent_gate, store
+from server.ingest import consent_gate, receipts, store
 from server.ingest.purposes import limited_to_declared
 from server.ingest.validate import REJECT, ROW, ValidatedBatch, ValidationContext, validate
 from server.ingest.vocabulary import REJECT_MESSAGES, RejectCode
@@ -105,7 +107,7 @@ def check_events(
             .alias(REJECT)
         )
     invalid = frame.filter(pl.col(REJECT).is_not_null()).select(ROW, REJECT)
-    valid = frame.filter(pl.col(REJECT).is_null())
+    valid = receipts.with_message_keys(frame.filter(pl.col(REJECT).is_null()), kit)
     return CheckedEvents(
         validated=validated,
         valid=valid,
@@ -235,10 +237,10 @@ def _store(
     session, now = unit.session, unit.clock()
     serialize_identity_writes(session)
     rejected = dict(rejected_before)
-    stored = store.already_stored(session, source, valid["message_id"])
-    fresh = pl.col("message_id").is_first_distinct()
-    if stored:
-        fresh &= ~pl.col("message_id").is_in(list(stored))
+    # Judged before, whatever became of it, or earlier in this pass: a duplicate, never judged again.
+    fresh = valid["message_id"].is_first_distinct() & ~receipts.already_judged(
+        session, source, valid[receipts.MESSAGE_KEYS]
+    )
     candidates = valid.filter(fresh)
     duplicate_rows = valid.filter(~fresh)[ROW]
 
@@ -266,19 +268,21 @@ def _store(
 
     # Merge first, then record the batch's statements: they are newer than either side's state, and
     # merged after recording they would be weighed again against the losers' older state.
+    created = (  # the first stored record of each new subject
+        allowed.filter(pl.col("subject_id").is_in(final.new_subjects)).group_by("subject_id").agg(pl.col(ROW).min())
+    )
     merge_subjects(unit, [(m.winner, loser) for m in final.merges for loser in m.losers], reason="shared identifier")
-    store.create_subjects(session, final.new_subjects, unit.kit, now)
+    store.create_subjects(session, created, unit.kit, now)
     consent.record_frame(session, pl.concat([ledger_known, ledger_new]))  # one pass: disjoint subjects
     store.insert_identities(session, final.new_identities, now)
     store.insert_events(session, allowed, source=source, now=now)
+    receipts.insert_receipts(session, candidates.join(allowed.select(ROW), on=ROW, how="anti"), source=source)
 
     return _Outcome(
         rejected=rejected,
         duplicate_rows=duplicate_rows,
         accepted_rows=allowed[ROW],
-        new_subject_rows=allowed.filter(pl.col("subject_id").is_in(final.new_subjects))
-        .group_by("subject_id")
-        .agg(pl.col(ROW).min())[ROW],
+        new_subject_rows=created[ROW],
         merges=sum(len(m.losers) for m in final.merges),
         refused_merges=final.refused_merges,
         identity_limit_hits=final.identity_limit_hits,

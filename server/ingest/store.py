@@ -8,38 +8,34 @@ import polars as pl
 from sqlalchemy.orm import Session
 
 from privacy.field_crypto import new_data_key
+from server.ingest.receipts import current_key
+from server.ingest.validate import ROW
 from server.privacy_kit import PrivacyKit
 from server.storage.bulk import bulk_insert
-from server.storage.lookup import select_where_in
 from server.storage.tables import EventRow, IdentityRow, SubjectKeyRow, SubjectRow
 
 
-def already_stored(session: Session, source: str, message_ids: pl.Series) -> set[str]:
-    """Event ids of this source that are in the database: a replayed batch adds nothing.
+def create_subjects(session: Session, created: pl.DataFrame, kit: PrivacyKit, now: datetime) -> None:
+    """Each new subject with its own data key, wrapped under the current KEK, in two bulk inserts.
 
-    Asked in key order: each chunk of the lookup then reads neighbouring pages of the key index
-    instead of pages all over it (a third less time on SQLite, 200,000 ids against 1,000,000).
+    ``created``: (subject_id, row), the first record of each new subject in the pass, which ranks
+    subjects created together (``SubjectRow.created_rank``).
     """
-    rows = select_where_in(
-        session,
-        "SELECT event_id FROM events WHERE source = ? AND event_id {in}",
-        message_ids.unique().sort().to_list(),
-        params=(source,),
-    )
-    return {row[0] for row in rows}
-
-
-def create_subjects(session: Session, subject_ids: list[int], kit: PrivacyKit, now: datetime) -> None:
-    """Each new subject with its own data key, wrapped under the current KEK, in two bulk inserts."""
-    if not subject_ids:
+    if created.height == 0:
         return
+    subject_ids = created["subject_id"].to_list()
     wrapped = [kit.key_wrapper.wrap(new_data_key(), s) for s in subject_ids]
     at = pl.lit(now, dtype=pl.Datetime("us", "UTC"))
     ids = pl.Series("id", subject_ids, dtype=pl.Int64)
     bulk_insert(
         session,
         SubjectRow,
-        pl.DataFrame([ids]).with_columns(created_at=at, status=pl.lit("active")),
+        created.select(
+            pl.col("subject_id").cast(pl.Int64).alias("id"),
+            at.alias("created_at"),
+            pl.col(ROW).cast(pl.Int64).alias("created_rank"),
+            pl.lit("active").alias("status"),
+        ),
         ignore_conflicts=False,
     )
     bulk_insert(
@@ -68,10 +64,10 @@ def insert_identities(session: Session, identities: pl.DataFrame, now: datetime)
 
 
 def event_rows(events: pl.DataFrame, *, source: str, now: datetime) -> pl.DataFrame:
-    """Resolved records (with ``subject_id`` and ``topics_known``) in the events table's columns."""
+    """Resolved records (with ``subject_id``, ``topics_known`` and ``message_keys``) in the events table's columns."""
     return events.select(
         pl.lit(source).alias("source"),
-        pl.col("message_id").alias("event_id"),
+        current_key().alias("message_key"),
         "subject_id",
         pl.col("subject_id").alias("origin_subject_id"),
         pl.col("event").alias("type"),
@@ -87,8 +83,8 @@ def event_rows(events: pl.DataFrame, *, source: str, now: datetime) -> pl.DataFr
 
 
 def insert_events(session: Session, events: pl.DataFrame, *, source: str, now: datetime) -> None:
-    """One bulk statement; the (source, event_id) constraint turns a racing replay into a no-op.
+    """One bulk statement; the (source, message_key) key turns a racing replay into a no-op.
 
     In key order, so the unique index is filled by walking it once rather than at random.
     """
-    bulk_insert(session, EventRow, event_rows(events, source=source, now=now).sort("event_id"))
+    bulk_insert(session, EventRow, event_rows(events, source=source, now=now).sort("message_key"))

@@ -34,7 +34,12 @@ from server.storage.keyring_fingerprints import (
     record_fingerprints,
 )
 
-__all__ = ["KeyringMismatch", "ensure_keyring_belongs", "refuse_new_keyring_for_populated_database"]
+__all__ = [
+    "KeyringMismatch",
+    "check_keyring_before_migrating",
+    "ensure_keyring_belongs",
+    "refuse_new_keyring_for_populated_database",
+]
 
 # Newest audit entries and data keys tried when a database is first bound: one good one is enough,
 # several so that a single forged or damaged row does not turn the right keyring away.
@@ -71,6 +76,23 @@ def ensure_keyring_belongs(sessions: sessionmaker[Session], keyring: Keyring, *,
     with sessions() as session:  # another process may have bound the database first
         if not belongs(read_fingerprints(session), keyring):
             raise KeyringMismatch(_mismatch(origin))
+
+
+def check_keyring_before_migrating(engine: Engine, keyring: Keyring, *, origin: str) -> None:
+    """The same refusal for a schema that may predate the fingerprints, recording nothing.
+
+    A migration that rewrites stored values under the keyring (0007 hashes message ids) must never
+    run under another installation's keyring: its work could not be undone by the right one.
+    """
+    with Session(engine) as session:
+        connection = session.connection()
+        if has_no_tables(connection):
+            return
+        recorded = read_fingerprints(session) if has_fingerprint_table(connection) else []
+        if recorded and not belongs(recorded, keyring):
+            raise KeyringMismatch(_mismatch(origin))
+        if not recorded:
+            _require_opens_stored_data(session, keyring, origin)
 
 
 def refuse_new_keyring_for_populated_database(engine: Engine, keyring_path: str) -> None:

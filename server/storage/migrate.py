@@ -1,9 +1,15 @@
-"""Programmatic Alembic: the CLI, the app's readiness probe and the tests share these calls."""
+"""Programmatic Alembic: the CLI, the app's readiness probe and the tests share these calls.
+
+Some revisions rewrite stored values under the keyring (0007 hashes the message ids of stored
+events); callers that hold it pass ``message_keys``, and such a revision raises ``KeyringNeeded``
+without it, before changing anything.
+"""
 
 from __future__ import annotations
 
 from functools import cache
 from pathlib import Path
+from typing import Final
 
 from alembic import command
 from alembic.config import Config
@@ -13,14 +19,27 @@ from sqlalchemy import Connection, Engine, text
 from sqlalchemy.orm import Session
 
 import migrations
+from privacy.message_keys import MessageKeys
 
 MIGRATIONS_DIR = Path(migrations.__file__).parent
+MESSAGE_KEYS_ATTRIBUTE: Final = "message_keys"
 
 
-def alembic_config(connection: Connection | None = None) -> Config:
+class KeyringNeeded(Exception):
+    """A revision must rewrite stored values under the keyring, and it was not given."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(
+            f"this upgrade rewrites the {what} under the keyring: make the keyring available "
+            "(AUDIENCE_KEYRING, or the keyring file) and run `audience migrate` again"
+        )
+
+
+def alembic_config(connection: Connection | None = None, *, message_keys: MessageKeys | None = None) -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.attributes["connection"] = connection
+    config.attributes[MESSAGE_KEYS_ATTRIBUTE] = None if message_keys is None else message_keys.digest_many
     return config
 
 
@@ -37,9 +56,13 @@ def current_revision(engine: Engine) -> str | None:
         return MigrationContext.configure(connection).get_current_revision()
 
 
-def upgrade(engine: Engine, revision: str = "head") -> None:
+def upgrade(engine: Engine, revision: str = "head", *, message_keys: MessageKeys | None = None) -> None:
+    """On SQLite the write-ahead log is emptied after: the pages a revision rewrote must not stay in it."""
     with engine.begin() as connection:
-        command.upgrade(alembic_config(connection), revision)
+        command.upgrade(alembic_config(connection, message_keys=message_keys), revision)
+    if engine.dialect.name == "sqlite":
+        with engine.connect() as connection:
+            connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
 def downgrade(engine: Engine, revision: str) -> None:

@@ -103,5 +103,11 @@ def footprint(runtime: Runtime) -> tuple[int, int, int]:
     return count(runtime, SubjectRow), count(runtime, IdentityRow), count(runtime, EventRow)
 
 
-def events_of(session: Session, subject_id: int) -> list[str]:
-    return sorted(session.scalars(select(EventRow.event_id).where(EventRow.subject_id == subject_id)))
+def events_of(session: Session, subject_id: int) -> list[bytes]:
+    """The message keys of a subject's events."""
+    return sorted(session.scalars(select(EventRow.message_key).where(EventRow.subject_id == subject_id)))
+
+
+def message_key(runtime: Runtime, message_id: str) -> bytes:
+    """What the events table holds of a message id: its keyed hash under the current key."""
+    return runtime.kit.message_keys.digest_many([message_id])[0]

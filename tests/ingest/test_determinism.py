@@ -21,18 +21,19 @@ from sqlalchemy import select
 
 from privacy.consent import ConsentKey, ConsentPurpose, ConsentStatus, LegalBasis
 from privacy.identifiers import IdentifierKind
-from privacy.keyring import Keyring, dumps_keyring
+from privacy.keyring import Keyring, dumps_keyring, generate_keyring
 from server.auth.principal import SYSTEM_ACTOR
 from server.consent import service as consent
 from server.consent.requests import find_subjects
 from server.demo import DemoPopulation, load
 from server.identity.merge import merge_subjects
+from server.identity.resolve import IdentityGuardrails
 from server.runtime import Runtime, UnitOfWork, build_runtime
 from server.settings import Settings
 from server.storage.tables import PartnerRow
 from server.subjects.service import create_subject
 from tests.conftest import fresh_database_url
-from tests.ingest.batches import NOW, event, fixed_clock, ingest, subject_of
+from tests.ingest.batches import NOW, event, events_of, fixed_clock, ingest, subject_of
 
 ANALYTICS = ConsentKey(ConsentPurpose.ANALYTICS)
 ADVERTISING = ConsentKey(ConsentPurpose.ADVERTISING)
@@ -214,3 +215,69 @@ def test_a_grant_on_the_records_that_join_two_subjects_holds_whichever_survives(
     linked_at = NOW - timedelta(minutes=1)
     assert linked_after_a_later_grant(runtime, granting_device_first=False) == ConsentStatus(True, linked_at)
     assert linked_after_a_later_grant(runtime, granting_device_first=True) == ConsentStatus(True, linked_at)
+
+
+# --- the same events under two keyrings --------------------------------------------------------
+
+PAIRS = 24  # each pair is a coin toss between keyrings if pseudonyms decide: 2**-24 to pass by luck
+
+
+def pair_records(n: int) -> tuple[list[dict[str, object]], list[dict[str, object]]]:
+    """Two people created together (a device that granted analytics, a customer that withdrew it),
+    then an email seen with each of them (a merge the guardrails refuse) and once alone."""
+    device, customer, email = f"pair-{n}-device", f"pair-{n}-customer", f"pair-{n}@example.org"
+    created = [
+        event(anonymous_id=device, consent_purposes=["analytics"], timestamp=NOW - timedelta(hours=3)),
+        event(user_id=customer, consent_purposes=["analytics"], timestamp=NOW - timedelta(hours=3)),
+        event(user_id=customer, consent_purposes=[], timestamp=NOW - timedelta(hours=2)),
+    ]
+    linked = [
+        event(anonymous_id=device, email=email, consent_purposes=None),
+        event(user_id=customer, email=email, consent_purposes=None),
+        event(email=email, consent_purposes=None),  # no identifier known: goes to the senior side
+    ]
+    return created, linked
+
+
+def outcome_per_person(runtime: Runtime) -> dict[str, tuple[int, dict[str, bool]]]:
+    """Per device and customer: how many events its subject holds, and its consent."""
+    with runtime.sessions() as session:
+        found = {}
+        for n in range(PAIRS):
+            for kind, value in (
+                (IdentifierKind.DEVICE_ID, f"pair-{n}-device"),
+                (IdentifierKind.CUSTOMER_ID, f"pair-{n}-customer"),
+            ):
+                subject = subject_of(runtime, kind, value)
+                assert subject is not None
+                state = consent.current_state(session, subject)
+                found[value] = (
+                    len(events_of(session, subject)),
+                    {k.purpose.value: s.granted for k, s in state.items()},
+                )
+    return found
+
+
+def test_the_same_events_under_two_keyrings_give_the_same_people_with_the_same_consent(
+    request: pytest.FixtureRequest, backend: str, tmp_path: Path
+) -> None:
+    """Pseudonyms differ per keyring, so nothing may follow their bytes: here, which of two people
+    created together is the senior one that a refused merge's unattached record goes to."""
+    records = [pair_records(n) for n in range(PAIRS)]
+    refuse_every_merge = IdentityGuardrails(max_subjects_per_merge=1)
+    outcomes = []
+    for run, keyring in enumerate((generate_keyring(), generate_keyring())):
+        directory = tmp_path / f"keyring-{run}"
+        directory.mkdir()
+        urls = fresh_database_url(request, backend, directory)
+        settings = Settings(data_dir=directory, database_url=next(urls), keyring=SecretStr(dumps_keyring(keyring)))
+        runtime = fixed_clock(build_runtime(settings, keyring=keyring))
+        try:
+            ingest(runtime, [r for created, _linked in records for r in created])
+            ingest(runtime, [r for _created, linked in records for r in linked], guardrails=refuse_every_merge)
+            outcomes.append(outcome_per_person(runtime))
+        finally:
+            runtime.dispose()
+            urls.close()
+    first, second = outcomes
+    assert {person for person in first if first[person] != second[person]} == set()

@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from privacy.identifiers import IdentifierKind
 from server.runtime import Runtime
 from server.storage.tables import EventRow
-from tests.ingest.batches import NOW, event, fixed_clock, footprint, ingest, subject_of
+from tests.ingest.batches import NOW, event, fixed_clock, footprint, ingest, message_key, subject_of
 
 
 @pytest.fixture
@@ -37,7 +37,9 @@ def test_duplicates_within_one_batch_keep_the_first(clocked: Runtime) -> None:
     result = ingest(clocked, [first, later, event(anonymous_id="dev-other")])
     assert (result.accepted, result.duplicates, result.rejected) == (2, 1, [])
     with clocked.sessions() as session:
-        stored = session.execute(select(EventRow.subject_id, EventRow.topics).where(EventRow.event_id == "m-dup")).one()
+        stored = session.execute(
+            select(EventRow.subject_id, EventRow.topics).where(EventRow.message_key == message_key(clocked, "m-dup"))
+        ).one()
     assert tuple(stored) == (subject_of(clocked, IdentifierKind.DEVICE_ID, "dev-first"), "sports")
     assert subject_of(clocked, IdentifierKind.DEVICE_ID, "dev-later") is None, "the dropped copy links nothing"
 
@@ -54,7 +56,7 @@ def test_the_database_itself_refuses_a_duplicate(clocked: Runtime) -> None:
     assert subject is not None
     replay = EventRow(
         source="web-test",
-        event_id="m-raced",
+        message_key=message_key(clocked, "m-raced"),
         subject_id=subject,
         origin_subject_id=subject,
         type="page_view",
@@ -76,5 +78,7 @@ def test_the_same_message_id_from_another_source_is_not_a_duplicate(clocked: Run
     from_app = ingest(clocked, batch, source="app-test")
     assert (from_app.accepted, from_app.duplicates) == (1, 0)
     with clocked.sessions() as session:
-        sources = sorted(session.scalars(select(EventRow.source).where(EventRow.event_id == "m-shared")))
+        sources = sorted(
+            session.scalars(select(EventRow.source).where(EventRow.message_key == message_key(clocked, "m-shared")))
+        )
     assert sources == ["app-test", "web-test"]

@@ -38,9 +38,11 @@ from server.settings import Settings
 from server.storage.tables import AuditEntryRow, EventRow, SubjectRow
 from server.taxonomy import load_taxonomy
 from tests.conftest import fresh_database_url
+from tests.support.state import by_person
 
 PEOPLE = 60
 SEED = 20_240_601
+JUDGED_REFUSALS = ("NO_CONSENT", "SUPPRESSED")  # refusals after judgement: a record sent again is a duplicate
 TABLE_ROW = re.compile(r"^[│|]\s*(.+?)\s*[│|]\s*([\d,]+)\s*[│|]$")
 
 
@@ -77,9 +79,10 @@ class Target:
     runtime: Runtime
     env: dict[str, str]
 
-    def event_ids(self) -> set[str]:
+    def event_ids(self) -> set[bytes]:
+        """The stored events' keys (keyed hashes of their message ids; every target has the same keyring)."""
         with self.runtime.sessions() as session:
-            return set(session.scalars(select(EventRow.event_id)))
+            return set(session.scalars(select(EventRow.message_key)))
 
     def active_subjects(self) -> int:
         with self.runtime.sessions() as session:
@@ -207,9 +210,13 @@ def test_importing_the_same_file_again_stores_nothing_new(
 
     again = audience(str(sample.file("csv")), "--chunk-size", "500", target=target)
 
+    # Judged the first time: stored, or refused for consent or erasure. Sent again, each is a duplicate.
+    judged = first.summary["accepted"] + sum(first.summary.get(f"rejected {code}", 0) for code in JUDGED_REFUSALS)
     assert first.code == again.code == 0
+    assert first.summary["accepted"] == len(stored)
     assert again.summary["accepted"] == 0
-    assert again.summary["duplicates"] == first.summary["accepted"] == len(stored)
+    assert again.summary["duplicates"] == judged > len(stored), "the sample holds records refused for consent"
+    assert again.summary["rejected"] == first.summary["rejected"] - (judged - len(stored))
     assert again.summary["new subjects"] == 0
     assert target.event_ids() == stored
     assert target.active_subjects() == subjects
@@ -223,8 +230,12 @@ def events_count(target: Target) -> int:
 def test_a_crash_mid_import_then_a_rerun_stores_exactly_what_a_clean_import_does(
     sample: Sample, fresh_target: Callable[[], Target], audience: Callable[..., Run]
 ) -> None:
+    """Killed half-way, so that the chunks the rerun finds committed were judged against a state
+    that later chunks moved: judged again, they would land or speak differently."""
     crashed, clean = fresh_target(), fresh_target()
     arguments = [str(sample.file("parquet")), "--chunk-size", "25"]
+    reference = audience(*arguments, target=clean)
+    halfway = len(clean.event_ids()) // 2
     environment = {k: v for k, v in os.environ.items() if not k.startswith("AUDIENCE_")} | crashed.env
     process = subprocess.Popen(
         [sys.executable, "-m", "server.cli.main", "import", *arguments],
@@ -234,7 +245,7 @@ def test_a_crash_mid_import_then_a_rerun_stores_exactly_what_a_clean_import_does
     )
     try:
         deadline = time.monotonic() + 60
-        while events_count(crashed) == 0 and process.poll() is None and time.monotonic() < deadline:
+        while events_count(crashed) < halfway and process.poll() is None and time.monotonic() < deadline:
             time.sleep(0.01)
         process.send_signal(signal.SIGKILL)
     finally:
@@ -243,14 +254,14 @@ def test_a_crash_mid_import_then_a_rerun_stores_exactly_what_a_clean_import_does
 
     assert process.returncode == -signal.SIGKILL, "the import must be killed, not finish"
     rerun = audience(*arguments, target=crashed)
-    reference = audience(*arguments, target=clean)
 
     assert rerun.code == reference.code == 0
-    assert 0 < partial < len(clean.event_ids()), "the kill landed after a commit and before the end"
+    assert halfway <= partial < len(clean.event_ids()), "the kill landed half-way, after a commit and before the end"
     assert rerun.summary["duplicates"] >= partial
     assert crashed.event_ids() == clean.event_ids()
     assert events_count(crashed) == events_count(clean)
     assert crashed.active_subjects() == clean.active_subjects()
+    assert by_person(crashed.runtime) == by_person(clean.runtime), "the same people with the same ledger and states"
 
 
 def test_the_rejected_report_names_records_by_number_and_holds_no_values(

@@ -204,7 +204,7 @@ def test_unknown_topics_are_dropped_and_counted_never_stored(clocked: Runtime) -
     )
     assert (result.accepted, result.dropped_topics) == (2, 2)
     with clocked.sessions() as session:
-        stored = dict(session.execute(select(EventRow.event_id, EventRow.topics)).all())
+        stored = dict(session.execute(select(EventRow.message_key, EventRow.topics)).all())
     assert sorted(stored.values(), key=str) == [None, "sports/boxing;travel"]
     assert "ana-lima-fan-club" not in repr(stored)
 

@@ -95,9 +95,10 @@ def subjects_of_events(server: LiveServer, *event_ids: str) -> dict[str, int]:
 
     from server.storage.tables import EventRow
 
+    keys = dict(zip(server.runtime.kit.message_keys.digest_many(event_ids), event_ids, strict=True))
     with server.runtime.sessions() as session:
-        rows = session.execute(select(EventRow.event_id, EventRow.subject_id).where(EventRow.event_id.in_(event_ids)))
-        return {event_id: subject_id for event_id, subject_id in rows}
+        rows = session.execute(select(EventRow.message_key, EventRow.subject_id).where(EventRow.message_key.in_(keys)))
+        return {keys[key]: subject_id for key, subject_id in rows}
 
 
 def test_partners_cannot_write_attributes(live_server: LiveServer) -> None:

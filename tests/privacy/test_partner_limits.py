@@ -237,5 +237,6 @@ def test_a_file_naming_a_partner_gets_the_same_limits_from_the_cli(runtime: Runt
     assert "PURPOSE_NOT_DECLARED" in run.stdout
     assert "AMBIGUOUS_IDENTITY" in run.stdout
     with runtime.sessions() as session:
-        from_file = session.scalars(select(EventRow.event_id).where(EventRow.event_id.in_([r[0] for r in rows])))
+        keys = runtime.kit.message_keys.digest_many([r[0] for r in rows])
+        from_file = session.scalars(select(EventRow.message_key).where(EventRow.message_key.in_(keys)))
         assert from_file.all() == []

@@ -23,7 +23,7 @@ SIZES = [0, 1, SQLITE_ROWS_PER_STATEMENT - 1, SQLITE_ROWS_PER_STATEMENT, SQLITE_
 EVENT_SCHEMA = pl.Schema(
     {
         "source": pl.String(),
-        "event_id": pl.String(),
+        "message_key": pl.Binary(),
         "subject_id": pl.Int64(),
         "origin_subject_id": pl.Int64(),
         "type": pl.String(),
@@ -40,12 +40,12 @@ EVENT_SCHEMA = pl.Schema(
 
 
 def events(count: int, *, first: int = 0) -> pl.DataFrame:
-    """Rows with every kind of value the table holds, NULLs included, in ``event_id`` order."""
+    """Rows with every kind of value the table holds, NULLs included, in ``message_key`` order."""
     return pl.DataFrame(
         [
             (
                 "web",
-                f"m-{i:06d}",
+                f"m-{i:06d}".encode(),
                 i,
                 i + 1,
                 "purchase",
@@ -67,7 +67,7 @@ def events(count: int, *, first: int = 0) -> pl.DataFrame:
 
 def stored_events(runtime: Runtime) -> pl.DataFrame:
     with runtime.sessions() as session:
-        rows = session.scalars(select(EventRow).order_by(EventRow.event_id)).all()
+        rows = session.scalars(select(EventRow).order_by(EventRow.message_key)).all()
     return pl.DataFrame(
         [tuple(getattr(row, column) for column in EVENT_SCHEMA) for row in rows], schema=EVENT_SCHEMA, orient="row"
     )

@@ -40,7 +40,7 @@ def test_upgrade_downgrade_upgrade_round_trips(runtime: Runtime) -> None:
         assert (head.seq, head.entry_hash) == (0, bytes(32))
 
 
-@pytest.mark.parametrize("revision", ["0001", "0002", "0003", "0004", "0005", "0006", "0008", "0009"])
+@pytest.mark.parametrize("revision", ["0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008", "0009"])
 def test_each_revision_downgrades_cleanly(runtime: Runtime, revision: str) -> None:
     migrate.downgrade(runtime.engine, "base")
     migrate.upgrade(runtime.engine, revision)
@@ -50,7 +50,7 @@ def test_each_revision_downgrades_cleanly(runtime: Runtime, revision: str) -> No
 
 def test_rekeying_events_keeps_every_stored_event_both_ways(runtime: Runtime) -> None:
     """0006 drops the surrogate id: events stored before it survive the rebuild, and a downgrade
-    numbers them again; the sender's key stays unique throughout."""
+    numbers them again; the sender's key stays unique throughout (0007 keeps it as a keyed hash)."""
     stored_at = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
     columns = "source, event_id, subject_id, origin_subject_id, type, channel, occurred_at, received_at"
     values = ", ".join(
@@ -60,14 +60,14 @@ def test_rekeying_events_keeps_every_stored_event_both_ways(runtime: Runtime) ->
     migrate.downgrade(runtime.engine, "0005")
     with runtime.engine.begin() as connection:
         connection.exec_driver_sql(f"INSERT INTO events ({columns}) VALUES {values}")
-    migrate.upgrade(runtime.engine)
+    migrate.upgrade(runtime.engine, message_keys=runtime.kit.message_keys)
     assert schema_differences(runtime) == []
     with runtime.sessions() as session:
         assert session.scalar(select(func.count()).select_from(EventRow)) == 50
         session.add(
             EventRow(
                 source="web",
-                event_id="m-7",
+                message_key=runtime.kit.message_keys.digest_many(["m-7"])[0],
                 subject_id=1,
                 origin_subject_id=1,
                 type="click",
@@ -82,5 +82,5 @@ def test_rekeying_events_keeps_every_stored_event_both_ways(runtime: Runtime) ->
     with runtime.engine.connect() as connection:
         ids = connection.exec_driver_sql("SELECT id FROM events").scalars().all()
         assert len(ids) == len(set(ids)) == 50
-    migrate.upgrade(runtime.engine)
+    migrate.upgrade(runtime.engine, message_keys=runtime.kit.message_keys)
     assert migrate.is_at_head(runtime.engine)

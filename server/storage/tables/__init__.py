@@ -11,7 +11,7 @@ from server.storage.tables.privacy import (
     SubjectPiiRow,
     SuppressionRow,
 )
-from server.storage.tables.subjects import EventRow, IdentityRow, SubjectRow
+from server.storage.tables.subjects import EventRow, IdentityRow, MessageReceiptRow, SubjectRow
 
 __all__ = [
     "ApiKeyRow",
@@ -24,6 +24,7 @@ __all__ = [
     "IdentityMergeRow",
     "IdentityRow",
     "KeyringFingerprintRow",
+    "MessageReceiptRow",
     "PartnerRow",
     "SubjectKeyRow",
     "SubjectPiiRow",
