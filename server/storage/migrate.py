@@ -7,6 +7,8 @@ without it, before changing anything.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 from typing import Final
@@ -58,7 +60,7 @@ def current_revision(engine: Engine) -> str | None:
 
 def upgrade(engine: Engine, revision: str = "head", *, message_keys: MessageKeys | None = None) -> None:
     """On SQLite the write-ahead log is emptied after: the pages a revision rewrote must not stay in it."""
-    with engine.begin() as connection:
+    with _migrating(engine) as connection:
         command.upgrade(alembic_config(connection, message_keys=message_keys), revision)
     if engine.dialect.name == "sqlite":
         with engine.connect() as connection:
@@ -66,8 +68,31 @@ def upgrade(engine: Engine, revision: str = "head", *, message_keys: MessageKeys
 
 
 def downgrade(engine: Engine, revision: str) -> None:
-    with engine.begin() as connection:
+    with _migrating(engine) as connection:
         command.downgrade(alembic_config(connection), revision)
+
+
+@contextmanager
+def _migrating(engine: Engine) -> Iterator[Connection]:
+    """One transaction; on SQLite with foreign keys off, as SQLite's own procedure for rebuilding a
+    table asks: dropping the old copy of a parent table (``subjects``) with them on deletes every
+    child row through ON DELETE CASCADE. The keys are checked before the commit instead, and the
+    connection is not handed back to the pool with them off."""
+    if engine.dialect.name != "sqlite":
+        with engine.begin() as connection:
+            yield connection
+        return
+    connection = engine.connect()
+    try:
+        connection.connection.driver_connection.execute("PRAGMA foreign_keys=OFF")  # type: ignore[union-attr]
+        with connection.begin():
+            yield connection
+            violations = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+            if violations:
+                raise RuntimeError(f"the migration left {len(violations)} rows whose foreign key points nowhere")
+    finally:
+        connection.invalidate()
+        connection.close()
 
 
 def is_at_head(engine: Engine) -> bool:

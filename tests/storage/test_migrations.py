@@ -10,10 +10,13 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import func, inspect, select
 from sqlalchemy.exc import IntegrityError
 
+from privacy.identifiers import IdentifierKind, NormalizedIdentifier
+from server.auth.principal import SYSTEM_ACTOR
 from server.runtime import Runtime
 from server.storage import migrate
 from server.storage.base import Base
 from server.storage.tables import AuditHeadRow, EventRow
+from server.subjects.service import create_subject, read_pii, write_pii
 
 
 def schema_differences(runtime: Runtime) -> list[object]:
@@ -84,3 +87,26 @@ def test_rekeying_events_keeps_every_stored_event_both_ways(runtime: Runtime) ->
         assert len(ids) == len(set(ids)) == 50
     migrate.upgrade(runtime.engine, message_keys=runtime.kit.message_keys)
     assert migrate.is_at_head(runtime.engine)
+
+
+def test_a_downgrade_and_upgrade_keep_every_person(runtime: Runtime) -> None:
+    """Rebuilding a parent table on SQLite (0007 drops ``subjects.created_rank``) must not cascade:
+    with foreign keys on, dropping the old copy deleted every data key, identity and PII row."""
+    with runtime.unit_of_work(SYSTEM_ACTOR) as unit:
+        email = NormalizedIdentifier(IdentifierKind.EMAIL, "ana@example.org")
+        subject = create_subject(unit.session, identifiers=[email], kit=unit.kit, now=unit.clock())
+        write_pii(unit.session, subject, {"name": "Ana Lima"}, unit.kit, unit.clock())
+    before = person_rows(runtime)
+    migrate.downgrade(runtime.engine, "0006")
+    migrate.upgrade(runtime.engine, message_keys=runtime.kit.message_keys)
+    assert person_rows(runtime) == before
+    with runtime.sessions() as session:
+        assert read_pii(session, subject, runtime.kit) == {"name": "Ana Lima"}
+
+
+def person_rows(runtime: Runtime) -> dict[str, int]:
+    with runtime.engine.connect() as connection:
+        return {
+            table: int(connection.scalar(select(func.count()).select_from(Base.metadata.tables[table])) or 0)
+            for table in ("subjects", "subject_keys", "identities", "subject_pii")
+        }
