@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from privacy.field_crypto import KeyWrapper
 from privacy.identifiers import NormalizationRules, PlusTagRule
 from privacy.keyring import Keyring
+from privacy.labels import LabelKeeper
 from privacy.partner_pseudonyms import PartnerPseudonymCodec
 from privacy.pseudonyms import Pseudonymizer
 from server.settings import Settings
@@ -22,6 +23,11 @@ class PrivacyKit:
     pseudonymizer: Pseudonymizer
     key_wrapper: KeyWrapper
     partner_pseudonyms: PartnerPseudonymCodec
+    labels: LabelKeeper
+
+
+BUILT_IN_LABELS = frozenset({"api", "import"})
+"""The default sources of a GraphQL batch and of a file import: our words, not a sender's."""
 
 
 def build_kit(keyring: Keyring, settings: Settings) -> PrivacyKit:
@@ -34,4 +40,5 @@ def build_kit(keyring: Keyring, settings: Settings) -> PrivacyKit:
         pseudonymizer=Pseudonymizer(keyring),
         key_wrapper=KeyWrapper(keyring),
         partner_pseudonyms=PartnerPseudonymCodec(keyring),
+        labels=LabelKeeper(keyring, BUILT_IN_LABELS | settings.declared_labels),
     )

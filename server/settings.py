@@ -7,6 +7,7 @@ rewriting the file. A wrong value stops start-up with one line naming the settin
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -21,6 +22,7 @@ from pydantic_settings import (
 ENV_PREFIX = "AUDIENCE_"
 CONFIG_FILE_VARIABLE = "AUDIENCE_CONFIG"
 MIN_ANONYMITY_THRESHOLD = 10
+DECLARED_LABEL = r"[A-Za-z0-9][A-Za-z0-9._:/-]{0,31}"  # fits the narrowest label column (policy_version)
 
 LogLevel = Literal["debug", "info", "warning", "error"]
 
@@ -71,6 +73,24 @@ class Settings(BaseSettings):
     )
     parser_cache_size: int = Field(default=1024, ge=16)
     validation_cache_size: int = Field(default=1024, ge=16)
+
+    # What a sender writes is kept in clear only from a declared vocabulary (docs/ingestion.md).
+    label_vocabulary: str = Field(
+        default="",
+        description="Comma-separated labels (batch and consent sources, policy versions, campaigns) kept in clear; "
+        "any other label a sender writes is stored as a keyed hash.",
+    )
+
+    @field_validator("label_vocabulary")
+    @classmethod
+    def _check_label_vocabulary(cls, text: str) -> str:
+        if not all(re.fullmatch(DECLARED_LABEL, label.strip()) for label in text.split(",") if label.strip()):
+            raise ValueError("each label must be 1-32 characters of letters, digits, ._:/-, starting alphanumeric")
+        return text
+
+    @property
+    def declared_labels(self) -> frozenset[str]:
+        return frozenset(label.strip() for label in self.label_vocabulary.split(",") if label.strip())
 
     @field_validator("database_url")
     @classmethod

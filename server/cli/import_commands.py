@@ -91,7 +91,10 @@ def run_import(arguments: argparse.Namespace, console: Console) -> int:
                         progress.update(task, completed=chunk.done, rows=rows, rate=rate)
 
                     totals = import_chunks(
-                        runtime, events.chunks(arguments.chunk_size), source=arguments.source, on_chunk=chunk_done
+                        runtime,
+                        events.chunks(arguments.chunk_size),
+                        source=runtime.kit.labels.kept(arguments.source),  # declared, or a keyed hash
+                        on_chunk=chunk_done,
                     )
                     progress.update(task, completed=events.total)
             finally:

@@ -47,6 +47,7 @@ def validation_context(
         rules=kit.rules,
         taxonomy=taxonomy_for(settings.taxonomy_extra),
         partner_ids=partner_ids,
+        labels=kit.labels,
         forced_partner_id=forced_partner_id,
         future_skew=timedelta(seconds=settings.ingest_future_skew_seconds),
         retention=timedelta(days=settings.retention_days),
