@@ -15,6 +15,7 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
 from sqlalchemy import select
 
 from privacy.keyring import KeyringError, generate_keyring, write_keyring_file
+from privacy.private_files import make_private_directory
 from server.auth import api_keys
 from server.auth.principal import SYSTEM_ACTOR, Role
 from server.cli.errors import CliError
@@ -82,7 +83,7 @@ def run_init(_arguments: argparse.Namespace, console: Console) -> int:
 
 def initialize(settings: Settings, console: Console, *, show_token: bool = True) -> str | None:
     """Idempotent: creates only what is missing. Returns a new admin token if one was created."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    make_private_directory(settings.data_dir)
     if settings.keyring is None and not settings.effective_keyring_path.exists():
         write_keyring_file(settings.effective_keyring_path, generate_keyring())
         console.print(f"created keyring {settings.effective_keyring_path} (mode 0600) - back it up; see docs/keys.md")

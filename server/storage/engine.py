@@ -9,6 +9,8 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from privacy.private_files import create_private_file, make_private_directory
+
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 # Execution option: this transaction will write. On SQLite it then takes the write lock at BEGIN,
 # because a transaction that reads first cannot become a writer once another writer has
@@ -29,8 +31,11 @@ def build_engine(url: str, *, wal_autocheckpoint: int = SQLITE_CHECKPOINT_PAGES,
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database
-        if database and database != ":memory:":
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        if database and database != ":memory:" and not database.startswith("file:"):
+            # Created here rather than by SQLite, which would follow the umask (0644): the file and,
+            # after it, its -wal and -shm are the owner's alone.
+            make_private_directory(Path(database).parent)
+            create_private_file(Path(database))
         engine = create_engine(parsed, **options)
         _configure_sqlite(engine, wal_autocheckpoint=wal_autocheckpoint)
         return engine
