@@ -1,7 +1,9 @@
 """Configuration from ``AUDIENCE_*`` environment variables and an optional TOML file.
 
 Environment variables win over the file, so a container can override one value without
-rewriting the file. A wrong value stops start-up with one line naming the setting.
+rewriting the file. A wrong value stops start-up with one line naming the setting. Every number
+has a floor and a ceiling (docs/configuration.md, "Ranges"): a value past them would only fail
+later, inside every request or import (a retention of a million days reaches before year 1).
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     workers: int = Field(default=1, ge=1, le=64)
-    anonymity_threshold: int = Field(default=50, ge=MIN_ANONYMITY_THRESHOLD)
+    anonymity_threshold: int = Field(default=50, ge=MIN_ANONYMITY_THRESHOLD, le=1_000_000)
     log_level: LogLevel = "info"
     demo: bool = Field(default=False, description="Demo mode: GraphiQL and introspection for everyone.")
     graphiql: bool | None = Field(default=None, description="Serve GraphiQL; defaults to the demo flag.")
@@ -49,7 +51,7 @@ class Settings(BaseSettings):
     max_aliases: int = Field(default=15, ge=1, le=1000)
     max_tokens: int = Field(default=5000, ge=100, le=1_000_000)
     max_root_fields: int = Field(default=10, ge=1, le=100)
-    max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+    max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024, le=1 << 30)
     email_plus_tags: Literal["keep", "strip"] = Field(
         default="keep", description="Keep or strip '+tag' in email local parts; changing it changes pseudonyms."
     )
@@ -57,22 +59,30 @@ class Settings(BaseSettings):
         default="DE", pattern=r"^[A-Z]{2}$", description="Region for phone numbers written without +country code."
     )
     ingest_max_batch: int = Field(default=10_000, ge=1, le=1_000_000, description="Events per GraphQL batch.")
-    ingest_future_skew_seconds: int = Field(default=300, ge=0, description="Clock skew tolerated for timestamps.")
-    retention_days: int = Field(default=400, ge=1, description="Events older than this are refused (TOO_OLD).")
+    ingest_future_skew_seconds: int = Field(
+        default=300, ge=0, le=86_400, description="Clock skew tolerated for timestamps."
+    )
+    retention_days: int = Field(
+        default=400, ge=1, le=36_500, description="Events older than this are refused (TOO_OLD)."
+    )
     taxonomy_extra: Path | None = Field(default=None, description="CSV of extra topics extending the taxonomy.")
     extra_event_types: str = Field(default="", description="Comma-separated event types beyond the built-in ones.")
-    max_emails_per_subject: int = Field(default=5, ge=1)
-    max_phones_per_subject: int = Field(default=5, ge=1)
-    max_device_ids_per_subject: int = Field(default=50, ge=1)
-    max_customer_ids_per_subject: int = Field(default=3, ge=1)
-    max_partner_user_ids_per_subject: int = Field(default=20, ge=1)
-    max_subjects_per_merge: int = Field(default=3, ge=2, description="Merge-storm breaker: subjects joined at once.")
-    max_identities_after_merge: int = Field(default=100, ge=2, description="Merge-storm breaker: identities after.")
+    max_emails_per_subject: int = Field(default=5, ge=1, le=1_000)
+    max_phones_per_subject: int = Field(default=5, ge=1, le=1_000)
+    max_device_ids_per_subject: int = Field(default=50, ge=1, le=10_000)
+    max_customer_ids_per_subject: int = Field(default=3, ge=1, le=1_000)
+    max_partner_user_ids_per_subject: int = Field(default=20, ge=1, le=10_000)
+    max_subjects_per_merge: int = Field(
+        default=3, ge=2, le=1_000, description="Merge-storm breaker: subjects joined at once."
+    )
+    max_identities_after_merge: int = Field(
+        default=100, ge=2, le=100_000, description="Merge-storm breaker: identities after."
+    )
     metrics_token: SecretStr | None = Field(
         default=None, description="When set, /metrics requires 'Authorization: Bearer <token>'."
     )
-    parser_cache_size: int = Field(default=1024, ge=16)
-    validation_cache_size: int = Field(default=1024, ge=16)
+    parser_cache_size: int = Field(default=1024, ge=16, le=1_000_000)
+    validation_cache_size: int = Field(default=1024, ge=16, le=1_000_000)
 
     # What a sender writes is kept in clear only from a declared vocabulary (docs/ingestion.md).
     label_vocabulary: str = Field(

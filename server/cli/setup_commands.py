@@ -30,6 +30,7 @@ from server.runtime import Runtime, build_runtime
 from server.settings import Settings, load_settings
 from server.storage import migrate
 from server.storage.engine import build_engine
+from server.storage.failures import creating_storage
 from server.storage.tables import ApiKeyRow
 
 DEMO_DATA_DIR = ".audience/demo"
@@ -83,7 +84,8 @@ def run_init(_arguments: argparse.Namespace, console: Console) -> int:
 
 def initialize(settings: Settings, console: Console, *, show_token: bool = True) -> str | None:
     """Idempotent: creates only what is missing. Returns a new admin token if one was created."""
-    make_private_directory(settings.data_dir)
+    with creating_storage():
+        make_private_directory(settings.data_dir)
     if settings.keyring is None and not settings.effective_keyring_path.exists():
         write_keyring_file(settings.effective_keyring_path, generate_keyring())
         console.print(f"created keyring {settings.effective_keyring_path} (mode 0600) - back it up; see docs/keys.md")

@@ -73,3 +73,13 @@ REJECT_MESSAGES: Final[dict[RejectCode, str]] = {
     RejectCode.NO_CONSENT: "the person has no consent for any purpose this event can serve",
     RejectCode.TOO_LARGE: "the batch is larger than the configured limit",
 }
+
+REJECT_SETTINGS: Final[dict[RejectCode, str]] = {
+    RejectCode.TOO_OLD: "AUDIENCE_RETENTION_DAYS",
+    RejectCode.FUTURE_TIMESTAMP: "AUDIENCE_INGEST_FUTURE_SKEW_SECONDS",
+    RejectCode.UNKNOWN_EVENT_TYPE: "AUDIENCE_EXTRA_EVENT_TYPES",
+    RejectCode.INVALID_PHONE: "AUDIENCE_PHONE_DEFAULT_REGION",
+    RejectCode.TOO_LARGE: "AUDIENCE_INGEST_MAX_BATCH",
+}
+"""The setting that moves a rule's line, for the codes that have one: what an operator may change
+when a whole file is refused for that reason (docs/configuration.md)."""

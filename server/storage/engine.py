@@ -10,6 +10,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from privacy.private_files import create_private_file, make_private_directory
+from server.storage.failures import creating_storage
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 # Execution option: this transaction will write. On SQLite it then takes the write lock at BEGIN,
@@ -34,8 +35,9 @@ def build_engine(url: str, *, wal_autocheckpoint: int = SQLITE_CHECKPOINT_PAGES,
         if database and database != ":memory:" and not database.startswith("file:"):
             # Created here rather than by SQLite, which would follow the umask (0644): the file and,
             # after it, its -wal and -shm are the owner's alone.
-            make_private_directory(Path(database).parent)
-            create_private_file(Path(database))
+            with creating_storage():
+                make_private_directory(Path(database).parent)
+                create_private_file(Path(database))
         engine = create_engine(parsed, **options)
         _configure_sqlite(engine, wal_autocheckpoint=wal_autocheckpoint)
         return engine
