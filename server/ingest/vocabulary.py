@@ -56,7 +56,7 @@ REJECT_MESSAGES: Final[dict[RejectCode, str]] = {
     RejectCode.INVALID_MESSAGE_ID: "messageId is required: 1 to 128 printable characters",
     RejectCode.UNKNOWN_EVENT_TYPE: "type is not a declared event type",
     RejectCode.UNKNOWN_CHANNEL: "channel must be one of web, app, email, ads, offline, partner",
-    RejectCode.INVALID_TIMESTAMP: "timestamp is required, as ISO-8601 with a time zone",
+    RejectCode.INVALID_TIMESTAMP: "timestamp is required: an ISO-8601 date and time with its offset (Z or +HH:MM)",
     RejectCode.FUTURE_TIMESTAMP: "timestamp is in the future beyond the allowed clock skew",
     RejectCode.TOO_OLD: "timestamp is older than the retention window",
     RejectCode.INVALID_EMAIL: "email is not a valid address",

@@ -9,6 +9,7 @@ import resource
 import shutil
 import subprocess
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -121,12 +122,10 @@ def test_a_full_disk_during_an_import_is_one_line_and_what_was_committed_stays(t
     assert rerun.returncode == 0, rerun.stderr
 
 
-@pytest.fixture
-def read_only_directory(tmp_path: Path) -> Iterator[Path]:
-    """A directory this user cannot write to: mode 0555, or immutable when the tests run as root
+@contextmanager
+def read_only(path: Path) -> Iterator[Path]:
+    """``path`` made unwritable for this user: mode 0555, or immutable when the tests run as root
     (root writes whatever the mode says; it gets EPERM instead of EACCES, as on a read-only mount)."""
-    path = tmp_path / "data"
-    path.mkdir()
     as_root = os.geteuid() == 0
     if as_root:
         if shutil.which("chattr") is None:
@@ -142,20 +141,31 @@ def read_only_directory(tmp_path: Path) -> Iterator[Path]:
         path.chmod(0o755)
 
 
-@pytest.mark.parametrize("command", [["init"], ["serve"], ["keys", "list"]])
-def test_a_read_only_data_directory_is_named_not_the_database_url(
-    tmp_path: Path, read_only_directory: Path, command: list[str]
-) -> None:
-    env = {"AUDIENCE_DATA_DIR": str(read_only_directory), "AUDIENCE_KEYRING": dumps_keyring(generate_keyring())}
-
-    result = run_audience(*command, directory=tmp_path, env=env)
-
+def assert_names_the_data_directory(result: subprocess.CompletedProcess[str], data: Path) -> None:
     assert result.returncode == 2
     line = one_line(result)
     assert "AUDIENCE_DATA_DIR" in line
     assert "not writable" in line
     assert "AUDIENCE_DATABASE_URL" not in line
-    assert str(read_only_directory) not in line
+    assert str(data) not in line
+
+
+@pytest.mark.parametrize("command", [["init"], ["serve"], ["keys", "list"]])
+def test_a_read_only_data_directory_is_named_not_the_database_url(tmp_path: Path, command: list[str]) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    env = {"AUDIENCE_DATA_DIR": str(data), "AUDIENCE_KEYRING": dumps_keyring(generate_keyring())}
+    with read_only(data):
+        assert_names_the_data_directory(run_audience(*command, directory=tmp_path, env=env), data)
+
+
+def test_a_data_directory_that_turned_read_only_under_its_database_is_named(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    env = {"AUDIENCE_DATA_DIR": str(data), "AUDIENCE_KEYRING": dumps_keyring(generate_keyring())}
+    assert run_audience("init", directory=tmp_path, env=env).returncode == 0
+    events = csv_events(tmp_path / "events.csv", 5)
+    with read_only(data):
+        assert_names_the_data_directory(run_audience("import", str(events), directory=tmp_path, env=env), data)
 
 
 def test_an_ndjson_line_longer_than_the_reader_takes_is_named_with_the_limit(
