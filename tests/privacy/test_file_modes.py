@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -54,7 +55,7 @@ def test_an_import_leaves_the_database_and_its_write_ahead_log_private(tmp_path:
     events = tmp_path / "events.csv"
     events.write_text(
         "message_id,event,channel,timestamp,anonymous_id,consent_purposes\n"
-        "m-1,page_view,web,2024-01-01T00:00:00Z,dev-1,analytics\n",
+        f"m-1,page_view,web,{(datetime.now(UTC) - timedelta(hours=1)).isoformat()},dev-1,analytics\n",
         encoding="utf-8",
     )
     result = run_audience("import", str(events), directory=tmp_path, env=env)
