@@ -23,6 +23,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from privacy.private_files import make_private_directory
+
 KEY_BYTES = 32
 KEYRING_FORMAT = 1
 
@@ -181,7 +183,7 @@ def write_keyring_file(path: Path, keyring: Keyring, *, replace: bool = False) -
     """Write atomically with mode 0600 from the first byte; never overwrite unless asked."""
     if path.exists() and not replace:
         raise KeyringError(f"keyring file {path} already exists; refusing to overwrite it")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_private_directory(path.parent)
     temporary = path.with_name(path.name + ".tmp")
     descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from privacy.field_crypto import KeyWrapper
 from privacy.identifiers import NormalizationRules, PlusTagRule
 from privacy.keyring import Keyring
+from privacy.labels import LabelKeeper
 from privacy.message_keys import MessageKeys
 from privacy.partner_pseudonyms import PartnerPseudonymCodec
 from privacy.pseudonyms import Pseudonymizer
@@ -24,6 +25,11 @@ class PrivacyKit:
     key_wrapper: KeyWrapper
     partner_pseudonyms: PartnerPseudonymCodec
     message_keys: MessageKeys
+    labels: LabelKeeper
+
+
+BUILT_IN_LABELS = frozenset({"api", "import"})
+"""The default sources of a GraphQL batch and of a file import: our words, not a sender's."""
 
 
 def build_kit(keyring: Keyring, settings: Settings) -> PrivacyKit:
@@ -37,4 +43,5 @@ def build_kit(keyring: Keyring, settings: Settings) -> PrivacyKit:
         key_wrapper=KeyWrapper(keyring),
         partner_pseudonyms=PartnerPseudonymCodec(keyring),
         message_keys=MessageKeys(keyring),
+        labels=LabelKeeper(keyring, BUILT_IN_LABELS | settings.declared_labels),
     )

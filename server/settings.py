@@ -1,12 +1,15 @@
 """Configuration from ``AUDIENCE_*`` environment variables and an optional TOML file.
 
 Environment variables win over the file, so a container can override one value without
-rewriting the file. A wrong value stops start-up with one line naming the setting.
+rewriting the file. A wrong value stops start-up with one line naming the setting. Every number
+has a floor and a ceiling (docs/configuration.md, "Ranges"): a value past them would only fail
+later, inside every request or import (a retention of a million days reaches before year 1).
 """
 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -21,6 +24,7 @@ from pydantic_settings import (
 ENV_PREFIX = "AUDIENCE_"
 CONFIG_FILE_VARIABLE = "AUDIENCE_CONFIG"
 MIN_ANONYMITY_THRESHOLD = 10
+DECLARED_LABEL = r"[A-Za-z0-9][A-Za-z0-9._:/-]{0,31}"  # fits the narrowest label column (policy_version)
 
 LogLevel = Literal["debug", "info", "warning", "error"]
 
@@ -39,7 +43,7 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     workers: int = Field(default=1, ge=1, le=64)
-    anonymity_threshold: int = Field(default=50, ge=MIN_ANONYMITY_THRESHOLD)
+    anonymity_threshold: int = Field(default=50, ge=MIN_ANONYMITY_THRESHOLD, le=1_000_000)
     log_level: LogLevel = "info"
     demo: bool = Field(default=False, description="Demo mode: GraphiQL and introspection for everyone.")
     graphiql: bool | None = Field(default=None, description="Serve GraphiQL; defaults to the demo flag.")
@@ -47,7 +51,7 @@ class Settings(BaseSettings):
     max_aliases: int = Field(default=15, ge=1, le=1000)
     max_tokens: int = Field(default=5000, ge=100, le=1_000_000)
     max_root_fields: int = Field(default=10, ge=1, le=100)
-    max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+    max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024, le=1 << 30)
     email_plus_tags: Literal["keep", "strip"] = Field(
         default="keep", description="Keep or strip '+tag' in email local parts; changing it changes pseudonyms."
     )
@@ -55,22 +59,30 @@ class Settings(BaseSettings):
         default="DE", pattern=r"^[A-Z]{2}$", description="Region for phone numbers written without +country code."
     )
     ingest_max_batch: int = Field(default=10_000, ge=1, le=1_000_000, description="Events per GraphQL batch.")
-    ingest_future_skew_seconds: int = Field(default=300, ge=0, description="Clock skew tolerated for timestamps.")
-    retention_days: int = Field(default=400, ge=1, description="Events older than this are refused (TOO_OLD).")
+    ingest_future_skew_seconds: int = Field(
+        default=300, ge=0, le=86_400, description="Clock skew tolerated for timestamps."
+    )
+    retention_days: int = Field(
+        default=400, ge=1, le=36_500, description="Events older than this are refused (TOO_OLD)."
+    )
     taxonomy_extra: Path | None = Field(default=None, description="CSV of extra topics extending the taxonomy.")
     extra_event_types: str = Field(default="", description="Comma-separated event types beyond the built-in ones.")
-    max_emails_per_subject: int = Field(default=5, ge=1)
-    max_phones_per_subject: int = Field(default=5, ge=1)
-    max_device_ids_per_subject: int = Field(default=50, ge=1)
-    max_customer_ids_per_subject: int = Field(default=3, ge=1)
-    max_partner_user_ids_per_subject: int = Field(default=20, ge=1)
-    max_subjects_per_merge: int = Field(default=3, ge=2, description="Merge-storm breaker: subjects joined at once.")
-    max_identities_after_merge: int = Field(default=100, ge=2, description="Merge-storm breaker: identities after.")
+    max_emails_per_subject: int = Field(default=5, ge=1, le=1_000)
+    max_phones_per_subject: int = Field(default=5, ge=1, le=1_000)
+    max_device_ids_per_subject: int = Field(default=50, ge=1, le=10_000)
+    max_customer_ids_per_subject: int = Field(default=3, ge=1, le=1_000)
+    max_partner_user_ids_per_subject: int = Field(default=20, ge=1, le=10_000)
+    max_subjects_per_merge: int = Field(
+        default=3, ge=2, le=1_000, description="Merge-storm breaker: subjects joined at once."
+    )
+    max_identities_after_merge: int = Field(
+        default=100, ge=2, le=100_000, description="Merge-storm breaker: identities after."
+    )
     metrics_token: SecretStr | None = Field(
         default=None, description="When set, /metrics requires 'Authorization: Bearer <token>'."
     )
-    parser_cache_size: int = Field(default=1024, ge=16)
-    validation_cache_size: int = Field(default=1024, ge=16)
+    parser_cache_size: int = Field(default=1024, ge=16, le=1_000_000)
+    validation_cache_size: int = Field(default=1024, ge=16, le=1_000_000)
     # Bounded waits on the database (server/storage/bounded_waits.py): a partition or a full disk
     # is answered with a 503, never held.
     database_connect_timeout_seconds: float = Field(
@@ -91,6 +103,24 @@ class Settings(BaseSettings):
     readiness_timeout_seconds: float = Field(
         default=2, gt=0, le=60, description="/readyz says not ready when its database check takes longer."
     )
+
+    # What a sender writes is kept in clear only from a declared vocabulary (docs/ingestion.md).
+    label_vocabulary: str = Field(
+        default="",
+        description="Comma-separated labels (batch and consent sources, policy versions, campaigns) kept in clear; "
+        "any other label a sender writes is stored as a keyed hash.",
+    )
+
+    @field_validator("label_vocabulary")
+    @classmethod
+    def _check_label_vocabulary(cls, text: str) -> str:
+        if not all(re.fullmatch(DECLARED_LABEL, label.strip()) for label in text.split(",") if label.strip()):
+            raise ValueError("each label must be 1-32 characters of letters, digits, ._:/-, starting alphanumeric")
+        return text
+
+    @property
+    def declared_labels(self) -> frozenset[str]:
+        return frozenset(label.strip() for label in self.label_vocabulary.split(",") if label.strip())
 
     @field_validator("database_url")
     @classmethod

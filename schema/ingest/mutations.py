@@ -81,6 +81,7 @@ class IngestMutations:
                     )
                 ],
             )
+        runtime = info.context.runtime
         if principal.role is Role.PARTNER:
             source, partner_id = f"partner:{principal.partner_id}", principal.partner_id
         else:
@@ -96,8 +97,8 @@ class IngestMutations:
                         )
                     ],
                 )
+            source = runtime.kit.labels.kept(source)  # declared, or a keyed hash (docs/ingestion.md)
         events = list(batch.events)
-        runtime = info.context.runtime
 
         def check() -> tuple[CheckedEvents, int]:
             """Everything that needs no write lock, done before taking it: concurrent batches overlap here."""

@@ -25,6 +25,7 @@ from server.ingest.files import (
     import_chunks,
 )
 from server.ingest.service import IngestResult
+from server.ingest.vocabulary import REJECT_MESSAGES, REJECT_SETTINGS
 from server.runtime import build_runtime
 from server.settings import load_settings
 from server.storage import migrate
@@ -91,7 +92,10 @@ def run_import(arguments: argparse.Namespace, console: Console) -> int:
                         progress.update(task, completed=chunk.done, rows=rows, rate=rate)
 
                     totals = import_chunks(
-                        runtime, events.chunks(arguments.chunk_size), source=arguments.source, on_chunk=chunk_done
+                        runtime,
+                        events.chunks(arguments.chunk_size),
+                        source=runtime.kit.labels.kept(arguments.source),  # declared, or a keyed hash
+                        on_chunk=chunk_done,
                     )
                     progress.update(task, completed=events.total)
             finally:
@@ -105,7 +109,29 @@ def run_import(arguments: argparse.Namespace, console: Console) -> int:
         console.print(f"{events.dropped_fields:,} field(s) outside the event shape were dropped (nothing stored)")
     if totals.rejected:
         console.print(f"rejected records listed in {report_path} (record number and code only)")
+    refusal = nothing_accepted(totals)
+    if refusal is not None:
+        raise CliError(refusal)
     return 0
+
+
+def nothing_accepted(totals: ImportTotals) -> str | None:
+    """Why a file that stored nothing new failed, naming the commonest code and the setting behind it.
+
+    A file whose records were all stored before (a rerun after a crash) did not fail.
+    """
+    result = totals.result
+    if result.accepted or result.duplicates:
+        return None
+    if not result.received:
+        return "the file holds no records"
+    code, count = totals.rejected_by_code.most_common(1)[0]
+    setting = REJECT_SETTINGS.get(code)
+    governed = f"; the limit is set by {setting}" if setting else ""
+    return (
+        f"nothing was accepted: {count:,} of {result.received:,} records were rejected as {code.value} "
+        f"({REJECT_MESSAGES[code]}{governed}); see the report"
+    )
 
 
 def summary_table(totals: ImportTotals, *, title: str) -> Table:

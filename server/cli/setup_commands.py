@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from privacy.keyring import KeyringError, generate_keyring, write_keyring_file
 from privacy.message_keys import MessageKeys
+from privacy.private_files import make_private_directory
 from server.auth import api_keys
 from server.auth.principal import SYSTEM_ACTOR, Role
 from server.cli.errors import CliError
@@ -31,6 +32,7 @@ from server.runtime import Runtime, build_runtime, keyring_origin, load_keyring
 from server.settings import Settings, load_settings
 from server.storage import migrate
 from server.storage.engine import build_engine
+from server.storage.failures import creating_storage
 from server.storage.tables import ApiKeyRow
 
 DEMO_DATA_DIR = ".audience/demo"
@@ -84,7 +86,8 @@ def run_init(_arguments: argparse.Namespace, console: Console) -> int:
 
 def initialize(settings: Settings, console: Console, *, show_token: bool = True) -> str | None:
     """Idempotent: creates only what is missing. Returns a new admin token if one was created."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    with creating_storage():
+        make_private_directory(settings.data_dir)
     if settings.keyring is None and not settings.effective_keyring_path.exists():
         _refuse_to_rekey(settings)
         write_keyring_file(settings.effective_keyring_path, generate_keyring())

@@ -1,7 +1,8 @@
 """Consent requests from the compliance team: by identifier, looked up through its keyed hash.
 
-The identifier is normalized and hashed, never stored or logged in clear; the subject is
-created on first sight so that consent collected before any event is not lost.
+The identifier is normalized and hashed, never stored or logged in clear; a source or policy
+version is kept as written only if declared, otherwise as a keyed hash (``privacy.labels``). The
+subject is created on first sight so that consent collected before any event is not lost.
 """
 
 from __future__ import annotations
@@ -66,6 +67,7 @@ def record_consent(
     """
     key = ConsentKey(purpose, partner_id or 0)
     service.check_labels(source=source, policy_version=policy_version)
+    source, policy_version = unit.kit.labels.kept(source), unit.kit.labels.kept(policy_version)
     service.require_partner(unit.session, partner_id)
     service.require_partner(unit.session, identifier.partner_id)
     normalized = normalize(identifier.kind, identifier.value, partner_id=identifier.partner_id, rules=unit.kit.rules)
@@ -98,6 +100,7 @@ def record_consent(
 
 def record_signal(unit: UnitOfWork, *, identifier: RawIdentifier, signal: PrivacySignal, source: str) -> ConsentOutcome:
     service.check_labels(source=source, policy_version=signal.value)
+    source = unit.kit.labels.kept(source)
     service.require_partner(unit.session, identifier.partner_id)
     normalized = normalize(identifier.kind, identifier.value, partner_id=identifier.partner_id, rules=unit.kit.rules)
     subject_id, _created = find_or_create_subject(unit.session, normalized, unit.kit, unit.clock())

@@ -18,6 +18,7 @@ from privacy.field_crypto import WrappedKey, encrypt_many
 from privacy.identifiers import NormalizationRules, normalized_expr
 from server.identity.resolve import IdentityGuardrails, plan, prepare
 from server.ingest.catalogue import CATALOGUE, PII_FIELDS, age_band, gender_category
+from server.ingest.regions import region_code
 from server.ingest.store import insert_identities
 from server.ingest.validate import IDENTIFIER_COLUMNS, NORMALIZED_COLUMNS, ROW
 from server.ingest.vocabulary import RejectCode
@@ -42,8 +43,6 @@ ATTRIBUTE_SCHEMA: Final = pl.Schema(
         "region": pl.String(),
     }
 )
-# ISO 3166-2 ("FR-IDF") or NUTS ("FR1", "FRL"): a country and an optional subdivision.
-REGION_PATTERN = r"^[A-Z]{2}(?:-?[A-Z0-9]{1,12})?$"
 DATE_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
 TEXT_PATTERN = r"^[^\x00-\x1f\x7f]+$"
 
@@ -61,7 +60,7 @@ ATTRIBUTE_MESSAGES: Final = {
     AttributeCode.INVALID_BIRTH_YEAR: "birthYear must be a year between 1900 and this year",
     AttributeCode.INVALID_BIRTH_DATE: "birthDate must be YYYY-MM-DD",
     AttributeCode.INVALID_GENDER: "gender must be female, male, other or undisclosed (or a common synonym)",
-    AttributeCode.INVALID_REGION: "region must be a code like FR, FR-IDF or FR1",
+    AttributeCode.INVALID_REGION: "region must be a country code with at most 3 more characters: FR, FR-IDF, FR1",
     AttributeCode.INVALID_TEXT: "a text attribute is too long or holds control characters",
     AttributeCode.UNKNOWN_SUBJECT: "no known person matches these identifiers; send events or consent first",
     RejectCode.SUPPRESSED.value: "an identifier of this record belongs to an erased person",
@@ -158,7 +157,7 @@ def _validated(records: pl.DataFrame, *, current_year: int, rules: Normalization
             AttributeCode.INVALID_BIRTH_DATE,
         ),
         (pl.col("gender").is_not_null() & gender_category(pl.col("gender")).is_null(), AttributeCode.INVALID_GENDER),
-        (pl.col("region").is_not_null() & ~pl.col("region").str.contains(REGION_PATTERN), AttributeCode.INVALID_REGION),
+        (pl.col("region").is_not_null() & region_code(pl.col("region")).is_null(), AttributeCode.INVALID_REGION),
         *[
             (
                 pl.col(c).is_not_null()

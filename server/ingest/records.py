@@ -66,9 +66,34 @@ SEGMENT_SCHEMA: Final = pl.Schema(
 )
 
 
+TIMESTAMP_PATTERN: Final = (
+    r"^(\d{4}-\d{2}-\d{2})[Tt ](\d{2}:\d{2})(:\d{2})?(\.\d{1,9})?\s?(?:([Zz])|([+-]\d{2})(?::?(\d{2}))?)$"
+)
+"""The one rule for a timestamp written as text, on every path: an ISO-8601 date and time (``T`` or
+a space between them, seconds and fraction optional) and its offset from UTC (``Z``, ``±HH:MM``,
+``±HHMM`` or ``±HH``). A date alone or a time without an offset says nothing of the zone: refused."""
+_CANONICAL: Final = "%Y-%m-%dT%H:%M:%S%.f%:z"
+
+
 def parse_timestamps(column: pl.Expr) -> pl.Expr:
-    """ISO-8601 with a zone (or Z), to UTC microseconds; anything else becomes null (INVALID_TIMESTAMP)."""
-    return column.str.to_datetime(time_zone="UTC", time_unit="us", strict=False)
+    """``TIMESTAMP_PATTERN`` text to UTC microseconds, each value on its own; anything else is null (INVALID_TIMESTAMP).
+
+    Each value is rewritten to one canonical form and parsed with that explicit format: left to infer
+    it, Polars takes the format of a column's first value and refuses every value written otherwise.
+    """
+    parts = column.str.extract_groups(TIMESTAMP_PATTERN)
+
+    def part(group: int) -> pl.Expr:
+        return parts.struct.field(str(group))
+
+    offset = (
+        pl.when(part(5).is_not_null())
+        .then(pl.lit("+00:00"))
+        .otherwise(pl.concat_str(part(6), pl.lit(":"), part(7).fill_null("00")))
+    )
+    canonical = pl.concat_str(part(1), pl.lit("T"), part(2), part(3).fill_null(":00"), part(4).fill_null(""), offset)
+    parsed = canonical.str.to_datetime(format=_CANONICAL, time_unit="us", strict=False)
+    return parsed.dt.convert_time_zone("UTC")
 
 
 def from_segment(frame: pl.LazyFrame) -> pl.LazyFrame:
@@ -121,12 +146,15 @@ def conform(frame: pl.LazyFrame) -> pl.LazyFrame:
         if source == dtype:
             columns.append(column)
         elif name == "timestamp" and source == pl.String():
-            columns.append(parse_timestamps(column))
+            columns.append(parse_timestamps(column).alias(name))
         elif name == "timestamp":
+            # A typed column (Parquet) follows the same rule as text: it must carry a time zone.
+            # A naive datetime, a date or a number is refused record by record (INVALID_TIMESTAMP).
+            zoned = isinstance(source, pl.Datetime) and source.time_zone is not None
             columns.append(
-                column.cast(pl.Datetime("us")).dt.replace_time_zone("UTC").alias(name)
-                if getattr(source, "time_zone", None) is None
-                else column.dt.convert_time_zone("UTC").cast(UTC_MICROS)
+                column.dt.convert_time_zone("UTC").cast(UTC_MICROS)
+                if zoned
+                else pl.lit(None, dtype=UTC_MICROS).alias(name)
             )
         elif isinstance(dtype, pl.List) and source == pl.String():
             columns.append(

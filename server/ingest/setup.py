@@ -47,6 +47,7 @@ def validation_context(
         rules=kit.rules,
         taxonomy=taxonomy_for(settings.taxonomy_extra),
         partner_ids={name: partner_id for name, partner_id, _purposes in partners},
+        labels=kit.labels,
         forced_partner_id=forced_partner_id,
         partner_purposes={partner_id: frozenset(purposes) for _name, partner_id, purposes in partners},
         future_skew=timedelta(seconds=settings.ingest_future_skew_seconds),

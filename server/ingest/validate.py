@@ -2,7 +2,9 @@
 
 Every rule is a Polars expression over the whole batch; the first rule a record breaks becomes
 its reject code. Identifiers come out normalized (still in memory only; they are hashed next),
-topics are checked against the taxonomy, and labels that could carry free text are dropped.
+topics are checked against the taxonomy, a region is kept only as a region code, and a campaign
+only as a label (free text is dropped), stored as a keyed hash unless declared
+(``privacy.labels``).
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ from datetime import UTC, datetime, timedelta
 import polars as pl
 
 from privacy.identifiers import IdentifierKind, NormalizationRules, normalized_expr
+from privacy.labels import LabelKeeper
 from privacy.purposes import Purpose
+from server.ingest.regions import region_code
 from server.ingest.vocabulary import CHANNELS, EVENT_TYPES, RejectCode
 from server.taxonomy.taxonomy import Taxonomy
 
@@ -66,6 +70,7 @@ class ValidationContext:
     rules: NormalizationRules
     taxonomy: Taxonomy
     partner_ids: Mapping[str, int]
+    labels: LabelKeeper
     forced_partner_id: int | None = None
     partner_purposes: Mapping[int, frozenset[str]] = field(default_factory=dict)  # declared, by partner id
     future_skew: timedelta = timedelta(minutes=5)
@@ -117,7 +122,10 @@ def validated(events: pl.DataFrame, context: ValidationContext) -> pl.LazyFrame:
             frame = frame.join(mapping, on=raw, how="left", maintain_order="left")
         else:
             frame = frame.with_columns(_normalized(raw, kind, context.rules).alias(normalized))
-    return frame.with_columns(**_topic_columns(context.taxonomy), **{REJECT: _reject_code(context)})
+    campaigns = context.labels.kept_column(pl.col("campaign"), events["campaign"])
+    return frame.with_columns(**_topic_columns(context.taxonomy), **{REJECT: _reject_code(context)}).with_columns(
+        campaign=campaigns
+    )
 
 
 # Identifiers read as Unicode text (NFC) cost about a microsecond a value, and a person's
@@ -182,20 +190,17 @@ def _topic_columns(taxonomy: Taxonomy) -> Mapping[str, pl.Expr]:
             pl.element().drop_nulls().unique(maintain_order=True)  # one pass over the lists, not two
         ),
         "dropped_topics": split.unknown_count + unknown_category.cast(pl.UInt32),
-        "campaign": _label_or_null(pl.col("campaign")),
-        "region": _label_or_null(pl.col("region")),
+        "campaign": pl.when(pl.col("campaign").str.contains(LABEL_PATTERN)).then(pl.col("campaign")),
+        "region": region_code(pl.col("region")),
         "dropped_labels": (
-            _dropped_label(pl.col("campaign")).cast(pl.UInt8) + _dropped_label(pl.col("region")).cast(pl.UInt8)
+            _dropped(pl.col("campaign"), pl.col("campaign").str.contains(LABEL_PATTERN)).cast(pl.UInt8)
+            + _dropped(pl.col("region"), region_code(pl.col("region")).is_not_null()).cast(pl.UInt8)
         ),
     }
 
 
-def _label_or_null(column: pl.Expr) -> pl.Expr:
-    return pl.when(column.str.contains(LABEL_PATTERN)).then(column).otherwise(None)
-
-
-def _dropped_label(column: pl.Expr) -> pl.Expr:
-    return column.is_not_null() & ~column.str.contains(LABEL_PATTERN).fill_null(value=False)
+def _dropped(column: pl.Expr, kept: pl.Expr) -> pl.Expr:
+    return column.is_not_null() & ~kept.fill_null(value=False)
 
 
 def _reject_code(context: ValidationContext) -> pl.Expr:

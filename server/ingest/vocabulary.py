@@ -58,7 +58,7 @@ REJECT_MESSAGES: Final[dict[RejectCode, str]] = {
     RejectCode.INVALID_MESSAGE_ID: "messageId is required: 1 to 128 printable characters",
     RejectCode.UNKNOWN_EVENT_TYPE: "type is not a declared event type",
     RejectCode.UNKNOWN_CHANNEL: "channel must be one of web, app, email, ads, offline, partner",
-    RejectCode.INVALID_TIMESTAMP: "timestamp is required, as ISO-8601 with a time zone",
+    RejectCode.INVALID_TIMESTAMP: "timestamp is required: an ISO-8601 date and time with its offset (Z or +HH:MM)",
     RejectCode.FUTURE_TIMESTAMP: "timestamp is in the future beyond the allowed clock skew",
     RejectCode.TOO_OLD: "timestamp is older than the retention window",
     RejectCode.INVALID_EMAIL: "email is not a valid address",
@@ -77,3 +77,13 @@ REJECT_MESSAGES: Final[dict[RejectCode, str]] = {
     RejectCode.AMBIGUOUS_IDENTITY: "a partner's identifiers point at more than one known person; attached to none",
     RejectCode.TOO_LARGE: "the batch is larger than the configured limit",
 }
+
+REJECT_SETTINGS: Final[dict[RejectCode, str]] = {
+    RejectCode.TOO_OLD: "AUDIENCE_RETENTION_DAYS",
+    RejectCode.FUTURE_TIMESTAMP: "AUDIENCE_INGEST_FUTURE_SKEW_SECONDS",
+    RejectCode.UNKNOWN_EVENT_TYPE: "AUDIENCE_EXTRA_EVENT_TYPES",
+    RejectCode.INVALID_PHONE: "AUDIENCE_PHONE_DEFAULT_REGION",
+    RejectCode.TOO_LARGE: "AUDIENCE_INGEST_MAX_BATCH",
+}
+"""The setting that moves a rule's line, for the codes that have one: what an operator may change
+when a whole file is refused for that reason (docs/configuration.md)."""

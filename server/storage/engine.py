@@ -9,7 +9,9 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from privacy.private_files import create_private_file, make_private_directory
 from server.storage.bounded_waits import DatabaseTimeouts, bound_postgres
+from server.storage.failures import creating_storage
 
 SQLITE_BUSY_TIMEOUT_S = 10.0
 # Execution option: this transaction will write. On SQLite it then takes the write lock at BEGIN,
@@ -39,8 +41,12 @@ def build_engine(
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database
-        if database and database != ":memory:":
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        if database and database != ":memory:" and not database.startswith("file:"):
+            # Created here rather than by SQLite, which would follow the umask (0644): the file and,
+            # after it, its -wal and -shm are the owner's alone.
+            with creating_storage():
+                make_private_directory(Path(database).parent)
+                create_private_file(Path(database))
         engine = create_engine(parsed, **options)
         busy_s = SQLITE_BUSY_TIMEOUT_S if timeouts is None else timeouts.sqlite_busy_s
         _configure_sqlite(engine, wal_autocheckpoint=wal_autocheckpoint, busy_timeout_ms=round(busy_s * 1000))
