@@ -10,7 +10,9 @@ still group together, and whoever holds the keyring can compute a known label's 
 
 It does not hide equality (every event of one campaign carries one hash), and whoever holds the
 keyring can test candidate labels, as with identifier pseudonyms. A label hashed under one key
-version is not equal to the same label hashed after a rotation of the identifier key.
+version is not equal to the same label hashed after a rotation of the identifier key, nor to its
+clear form once declared: ``every_form`` lists them all, for whatever must recognise the label
+across a rotation or a declaration (a sender's source, which scopes its message ids).
 """
 
 from __future__ import annotations
@@ -34,13 +36,16 @@ _INFO = b"audience.label-hmac.v1"
 class LabelKeeper:
     """The stored form of a sender's label: as written if declared, else its keyed hash."""
 
-    __slots__ = ("_declared", "_keyed", "_version")
+    __slots__ = ("_declared", "_keyed", "_others", "_version")
 
     def __init__(self, keyring: Keyring, declared: Iterable[str] = ()) -> None:
-        key = keyring.current_key(KeyPurpose.IDENTIFIER_HMAC)
-        derived = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_INFO).derive(key.secret)
-        self._keyed = HMAC(derived, hashes.SHA256())
-        self._version = key.version
+        self._version = keyring.current[KeyPurpose.IDENTIFIER_HMAC]
+        keyed = {
+            version: _label_hmac(keyring.key(KeyPurpose.IDENTIFIER_HMAC, version).secret)
+            for version in keyring.versions(KeyPurpose.IDENTIFIER_HMAC)
+        }
+        self._keyed = keyed.pop(self._version)
+        self._others = keyed
         self._declared = frozenset(declared)
 
     def __repr__(self) -> str:
@@ -53,9 +58,16 @@ class LabelKeeper:
     def kept(self, label: str) -> str:
         if label in self._declared:
             return label
-        mac = self._keyed.copy()
-        mac.update(label.encode("utf-8"))
-        return f"h{self._version}:{mac.finalize().hex()[:_DIGEST_HEX]}"
+        return _hashed(self._keyed, self._version, label)
+
+    def every_form(self, label: str) -> tuple[str, ...]:
+        """What ``label`` is or was stored as: as written, and hashed under every key version held.
+
+        ``kept(label)`` comes first. A form is no secret from whoever holds the keyring.
+        """
+        forms = [self.kept(label), label, _hashed(self._keyed, self._version, label)]
+        forms += [_hashed(mac, version, label) for version, mac in sorted(self._others.items())]
+        return tuple(dict.fromkeys(forms))
 
     def kept_column(self, labels: pl.Expr, distinct: pl.Series) -> pl.Expr:
         """``kept`` of each value of ``labels``, whose values not null are among ``distinct``.
@@ -65,3 +77,14 @@ class LabelKeeper:
         """
         mapping = {label: self.kept(label) for label in distinct.drop_nulls().unique().to_list()}
         return labels.replace_strict(mapping, default=None, return_dtype=pl.String)
+
+
+def _label_hmac(identifier_key: bytes) -> HMAC:
+    derived = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_INFO).derive(identifier_key)
+    return HMAC(derived, hashes.SHA256())
+
+
+def _hashed(keyed: HMAC, version: int, label: str) -> str:
+    mac = keyed.copy()
+    mac.update(label.encode("utf-8"))
+    return f"h{version}:{mac.finalize().hex()[:_DIGEST_HEX]}"

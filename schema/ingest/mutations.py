@@ -82,6 +82,7 @@ class IngestMutations:
                 ],
             )
         runtime = info.context.runtime
+        known_as: tuple[str, ...] = ()
         if principal.role is Role.PARTNER:
             source, partner_id = f"partner:{principal.partner_id}", principal.partner_id
         else:
@@ -97,7 +98,8 @@ class IngestMutations:
                         )
                     ],
                 )
-            source = runtime.kit.labels.kept(source)  # declared, or a keyed hash (docs/ingestion.md)
+            # Declared, or a keyed hash (docs/ingestion.md); its other forms keep resends duplicates.
+            source, known_as = runtime.kit.labels.kept(source), runtime.kit.labels.every_form(source)
         events = list(batch.events)
 
         def check() -> tuple[CheckedEvents, int]:
@@ -119,11 +121,11 @@ class IngestMutations:
         guardrails = guardrails_from(settings)
         group_commit = info.context.group_commit
         if group_commit is not None:
-            result = await group_commit.ingest(GroupKey(source, principal.actor), checked, guardrails)
+            result = await group_commit.ingest(GroupKey(source, principal.actor, known_as), checked, guardrails)
         else:
 
             def work(unit: UnitOfWork) -> IngestResult:
-                return ingest_checked(unit, checked, source=source, guardrails=guardrails)
+                return ingest_checked(unit, checked, source=source, guardrails=guardrails, known_as=known_as)
 
             result = await info.context.run(work)
         return _payload(result, for_partner=partner_id is not None, dropped_fields=dropped_fields)

@@ -95,6 +95,7 @@ def run_import(arguments: argparse.Namespace, console: Console) -> int:
                         runtime,
                         events.chunks(arguments.chunk_size),
                         source=runtime.kit.labels.kept(arguments.source),  # declared, or a keyed hash
+                        known_as=runtime.kit.labels.every_form(arguments.source),
                         on_chunk=chunk_done,
                     )
                     progress.update(task, completed=events.total)

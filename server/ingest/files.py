@@ -24,7 +24,7 @@ import enum
 import io
 import json
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
@@ -369,8 +369,12 @@ def import_chunks(
     source: str,
     actor: Actor = SYSTEM_ACTOR,
     on_chunk: ChunkDone | None = None,
+    known_as: Sequence[str] = (),
 ) -> ImportTotals:
     """Each chunk stored by ``ingest_checked`` in its own unit of work; ``on_chunk`` runs after its commit.
+
+    ``known_as``: the other forms ``source`` was stored under (``LabelKeeper.every_form``), so a
+    re-import after a key rotation or a newly declared label is still recognised.
 
     Reading, validating and hashing the next chunk needs no database, so it runs on a second
     thread while this chunk is stored: Polars, the HMACs and SQLite's page work release the GIL,
@@ -387,7 +391,7 @@ def import_chunks(
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="import-check") as pool:
         for chunk, checked in _checked_ahead(pool, chunks, check):
             with runtime.unit_of_work(actor) as unit:
-                result = ingest_checked(unit, checked, source=source, guardrails=guardrails)
+                result = ingest_checked(unit, checked, source=source, guardrails=guardrails, known_as=known_as)
             totals.add(result)
             if on_chunk is not None:
                 on_chunk(chunk, result)

@@ -28,6 +28,7 @@ class GroupKey:
 
     source: str
     actor: Actor
+    known_as: tuple[str, ...] = ()  # the source's earlier stored forms; follow from ``source``
 
 
 @dataclass(slots=True, eq=False)  # compared by identity: a batch waits once
@@ -94,4 +95,6 @@ class GroupCommitter:
 
     def _store(self, key: GroupKey, group: list[_Waiting], guardrails: IdentityGuardrails) -> list[IngestResult]:
         with self.runtime.unit_of_work(key.actor) as unit:
-            return ingest_together(unit, [w.checked for w in group], source=key.source, guardrails=guardrails)
+            return ingest_together(
+                unit, [w.checked for w in group], source=key.source, guardrails=guardrails, known_as=key.known_as
+            )

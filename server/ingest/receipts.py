@@ -12,6 +12,7 @@ the batch is checked, off the write lock; only the current version's key is stor
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Final
 
 import polars as pl
@@ -28,7 +29,7 @@ MESSAGE_KEYS: Final = "message_keys"
 JUDGED_QUERY: Final = (
     "SELECT message_key FROM (SELECT source, message_key FROM events"
     f" UNION ALL SELECT source, message_key FROM {MessageReceiptRow.__tablename__}) AS judged"
-    " WHERE source = ? AND message_key {in}"
+    " WHERE source IN ({sources}) AND message_key {{in}}"
 )
 
 
@@ -45,14 +46,17 @@ def current_key() -> pl.Expr:
     return pl.col(MESSAGE_KEYS).list.first()
 
 
-def already_judged(session: Session, source: str, message_keys: pl.Series) -> pl.Series:
+def already_judged(session: Session, sources: Sequence[str], message_keys: pl.Series) -> pl.Series:
     """Per record (``message_keys`` of each): whether this source sent it before and it was judged.
 
-    Asked in key order: each chunk of the lookup then reads neighbouring pages of the key index
-    instead of pages all over it.
+    ``sources``: every form the source was stored under (``LabelKeeper.every_form``: hashed under
+    an older key version, or in clear before it was declared), so that neither a key rotation nor
+    a declaration makes a record sent before new again. Asked in key order: each chunk of the
+    lookup then reads neighbouring pages of the key index instead of pages all over it.
     """
     wanted = message_keys.explode().unique().sort().to_list()
-    found = [key for (key,) in select_where_in(session, JUDGED_QUERY, wanted, params=(source,))]
+    query = JUDGED_QUERY.format(sources=", ".join("?" * len(sources)))
+    found = [key for (key,) in select_where_in(session, query, wanted, params=tuple(sources))]
     if not found:
         return pl.repeat(False, message_keys.len(), eager=True, dtype=pl.Boolean)
     known = pl.Series([bytes(key) for key in found], dtype=pl.Binary).implode()

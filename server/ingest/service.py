@@ -124,22 +124,36 @@ def ingest_events(
     context: ValidationContext,
     guardrails: IdentityGuardrails,
     malformed: Collection[int] = (),
+    known_as: Sequence[str] = (),
 ) -> IngestResult:
     """Check and store a batch in the caller's unit of work."""
     checked = check_events(events, context, unit.kit, malformed=malformed)
-    return ingest_checked(unit, checked, source=source, guardrails=guardrails)
+    return ingest_checked(unit, checked, source=source, guardrails=guardrails, known_as=known_as)
 
 
 def ingest_checked(
-    unit: UnitOfWork, checked: CheckedEvents, *, source: str, guardrails: IdentityGuardrails
+    unit: UnitOfWork,
+    checked: CheckedEvents,
+    *,
+    source: str,
+    guardrails: IdentityGuardrails,
+    known_as: Sequence[str] = (),
 ) -> IngestResult:
-    return ingest_together(unit, [checked], source=source, guardrails=guardrails)[0]
+    return ingest_together(unit, [checked], source=source, guardrails=guardrails, known_as=known_as)[0]
 
 
 def ingest_together(
-    unit: UnitOfWork, batches: Sequence[CheckedEvents], *, source: str, guardrails: IdentityGuardrails
+    unit: UnitOfWork,
+    batches: Sequence[CheckedEvents],
+    *,
+    source: str,
+    guardrails: IdentityGuardrails,
+    known_as: Sequence[str] = (),
 ) -> list[IngestResult]:
     """Batches of one source stored in one pass; each gets its own result and audit entry.
+
+    ``source`` is the form stored now; ``known_as``, the other forms it was stored under before
+    (``LabelKeeper.every_form``): records sent under any of them are duplicates.
 
     One pass costs about the same for one batch of 1,000 as for four, so concurrent batches are
     stored together (``server.ingest.group_commit``). Records are renumbered into one sequence and
@@ -147,7 +161,7 @@ def ingest_together(
     hits belong to the pass, not to a record, and are reported on the first batch of the pass.
     """
     valid, rejected, hashed, offsets = _combined(batches)
-    outcome = _store(unit, valid, rejected, hashed, source=source, guardrails=guardrails)
+    outcome = _store(unit, valid, rejected, hashed, sources=(source, *known_as), guardrails=guardrails)
     results: list[IngestResult] = []
     for position, (batch, offset) in enumerate(zip(batches, offsets, strict=True)):
         result = outcome.result_for(batch, offset, first=position == 0)
@@ -231,15 +245,17 @@ def _store(
     rejected_before: dict[int, RejectCode],
     hashed: HashedIdentifiers,
     *,
-    source: str,
+    sources: Sequence[str],
     guardrails: IdentityGuardrails,
 ) -> _Outcome:
+    """``sources``: the form to store first, then every other form it had (all are looked up)."""
+    source = sources[0]
     session, now = unit.session, unit.clock()
     serialize_identity_writes(session)
     rejected = dict(rejected_before)
     # Judged before, whatever became of it, or earlier in this pass: a duplicate, never judged again.
     fresh = valid["message_id"].is_first_distinct() & ~receipts.already_judged(
-        session, source, valid[receipts.MESSAGE_KEYS]
+        session, list(dict.fromkeys(sources)), valid[receipts.MESSAGE_KEYS]
     )
     candidates = valid.filter(fresh)
     duplicate_rows = valid.filter(~fresh)[ROW]

@@ -17,7 +17,7 @@ from pydantic import SecretStr
 
 from privacy.consent import ConsentPurpose, LegalBasis
 from privacy.identifiers import IdentifierKind
-from privacy.keyring import Keyring, dumps_keyring
+from privacy.keyring import KeyPurpose, Keyring, dumps_keyring
 from server.auth.principal import SYSTEM_ACTOR, Role
 from server.consent import requests
 from server.demo import Format, generate_population, load, write_population
@@ -110,13 +110,17 @@ def target(request: pytest.FixtureRequest, backend: str, tmp_path: Path, keyring
         urls.close()
 
 
-def audience_import(runtime: Runtime, path: Path, *arguments: str) -> str:
+def audience_import(
+    runtime: Runtime, path: Path, *arguments: str, keyring: Keyring | None = None, declared: str = ""
+) -> str:
+    """As an operator runs it; ``keyring``: another one than the runtime's (a rotated copy)."""
     secret = runtime.settings.keyring
     assert secret is not None
     env = {
         "AUDIENCE_DATA_DIR": str(runtime.settings.data_dir),
         "AUDIENCE_DATABASE_URL": runtime.settings.effective_database_url,
-        "AUDIENCE_KEYRING": secret.get_secret_value(),
+        "AUDIENCE_KEYRING": secret.get_secret_value() if keyring is None else dumps_keyring(keyring),
+        "AUDIENCE_LABEL_VOCABULARY": declared,
     }
     result = run_audience("import", str(path), *arguments, directory=path.parent, env=env, timeout=300)
     assert result.returncode == 0, result.stderr
@@ -157,3 +161,24 @@ def test_the_demo_file_imported_again_after_consent_changed_changes_nothing(
     audience_import(target, path, "--chunk-size", "2000")
 
     assert differences(before, snapshot(target)) == {}
+
+
+def test_a_file_imported_again_after_a_key_rotation_or_a_declared_source_changes_nothing(
+    target: Runtime, tmp_path: Path, keyring: Keyring
+) -> None:
+    """The source is stored hashed under the current identifier key, or in clear once declared:
+    a re-import after a rotation, or after the operator declared the source, must still find what
+    the same source sent before (it stored every record a second time and judged refused ones again)."""
+    population = generate_population(people=200, seed=11, end=datetime.now(UTC), taxonomy=load_taxonomy())
+    write_population(population, tmp_path / "demo", formats=["csv"])
+    path = tmp_path / "demo" / "events.csv"
+    audience_import(target, path, "--source", "crm-export")
+    flip_consent(target, population.events["anonymous_id"].drop_nulls().unique().sort().head(30))
+    before = snapshot(target)
+
+    rotated = keyring.with_new_version(KeyPurpose.IDENTIFIER_HMAC)
+    audience_import(target, path, "--source", "crm-export", keyring=rotated)
+    assert differences(before, snapshot(target)) == {}, "a rotation made records sent before new again"
+
+    audience_import(target, path, "--source", "crm-export", keyring=rotated, declared="crm-export")
+    assert differences(before, snapshot(target)) == {}, "declaring the source made records sent before new again"
