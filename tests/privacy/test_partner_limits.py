@@ -232,7 +232,8 @@ def test_a_file_naming_a_partner_gets_the_same_limits_from_the_cli(runtime: Runt
         "AUDIENCE_KEYRING": dumps_keyring(runtime.keyring),
     }
     run = run_audience("import", str(csv_file), directory=tmp_path, env=env)
-    assert run.returncode == 0, run.stderr
+    assert run.returncode == 2, "a file of which nothing was accepted fails the import"
+    assert "nothing was accepted" in run.stderr
     assert footprint(runtime, *people) == before, "a partner's row changed one of our people"
     assert "PURPOSE_NOT_DECLARED" in run.stdout
     assert "AMBIGUOUS_IDENTITY" in run.stdout
