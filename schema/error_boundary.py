@@ -21,6 +21,7 @@ from graphql import (
     GraphQLEnumType,
     GraphQLError,
     IntValueNode,
+    NameNode,
     StringValueNode,
     Visitor,
     visit,
@@ -100,7 +101,11 @@ def schema_names(schema: strawberry.Schema) -> frozenset[str]:
 
 
 def sent_values(execution_context: ExecutionContext | None) -> frozenset[str]:
-    """Every literal of the document and every leaf of the variables, as text."""
+    """Every literal and every name of the document, every key and leaf of the variables, as text.
+
+    Names are there because a client makes up fields, arguments, aliases and directives, and a
+    message may print them unquoted; the schema's own names are kept by ``scrub_message``.
+    """
     if execution_context is None:
         return frozenset()
     found: set[str] = set()
@@ -119,7 +124,7 @@ class _LiteralCollector(Visitor):
         self.found = found
 
     def enter(self, node: Any, *_args: Any) -> None:
-        if isinstance(node, IntValueNode | FloatValueNode | StringValueNode | EnumValueNode):
+        if isinstance(node, IntValueNode | FloatValueNode | StringValueNode | EnumValueNode | NameNode):
             self.found.add(node.value)
 
 

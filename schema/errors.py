@@ -70,8 +70,12 @@ _LIMIT_CODES = (
     (re.compile(r"introspection", re.IGNORECASE), ErrorCode.INTROSPECTION_DISABLED),
 )
 _SUGGESTION = re.compile(r"\s*Did you mean .*$", re.DOTALL)
-# graphql-core prints the offending value last: "...non string value: X", "..., found: {a: 1}.".
-_VALUE_TAIL = re.compile(r"((?:value|found): )(?!.*(?:value|found): ).+?(\.?)$", re.DOTALL)
+# "Variable '$v' has invalid value at .a: <a scalar's message>": the nested message is kept.
+_HAS_INVALID = re.compile(r"has invalid value(?: at [^:]*)?: ")
+# graphql-core prints the offending value last, after its first "value: " or "found: ": "...non
+# string value: X", "..., found: {a: 1}.". Everything from there on goes, keys of a printed object
+# (which may be names the client made up) included.
+_VALUE_TAIL = re.compile(r"((?:value|found): ).*?(\.?)$", re.DOTALL | re.IGNORECASE)
 _QUOTED_VALUE = re.compile(r'"(?:[^"\\]|\\.)*"|\{.*\}|\[.*\]', re.DOTALL)
 _GOT_VALUE = re.compile(r"got invalid value [^;]*;?")
 _PARSE_DETAIL = re.compile(r"^Syntax Error:.*$", re.DOTALL)
@@ -84,17 +88,19 @@ def scrub_message(message: str, known_names: frozenset[str] = frozenset(), sent_
     """Remove anything in a graphql-core message that could echo input or reveal the schema.
 
     Quoted names survive only when the schema defines them, so a name the client made up
-    (which could be anything) is never repeated back. ``sent_values`` (the literals and variable
-    values of the request) are a last net for a template that prints a value elsewhere.
+    (which could be anything) is never repeated back. ``sent_values`` (the literals, variable
+    values and names of the request) are a last net for a template that prints one elsewhere,
+    unquoted; the ``<value>`` placeholders themselves are left alone, so shaping twice is a no-op.
     """
     message = _SUGGESTION.sub("", message)
     message = _GOT_VALUE.sub("got an invalid value;", message)
+    message = _HAS_INVALID.sub("has an invalid value; ", message)
     message = _VALUE_TAIL.sub(r"\1<value>\2", message)
     message = _QUOTED_VALUE.sub("<value>", message)
     message = _QUOTED_NAME.sub(lambda m: m.group(0) if m.group(1) in known_names else "'<name>'", message)
     for value in sorted(set(sent_values) - known_names, key=len, reverse=True):
         if len(value) >= _MIN_SENT_VALUE:
-            message = re.sub(rf"(?<!\w){re.escape(value)}(?!\w)", "<value>", message)
+            message = re.sub(rf"(?<![\w<]){re.escape(value)}(?![\w>])", "<value>", message)
     return message.strip()
 
 

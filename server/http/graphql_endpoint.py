@@ -3,7 +3,8 @@
 Authentication happens before parsing, so a caller without a valid key learns nothing about
 the schema: no validation messages, no field errors, just ``UNAUTHENTICATED``. Every answer is
 JSON with a code: a request Strawberry refuses before running it (its plain-text 400s) and a
-database that is away when the key is looked up (503 with the request id) included.
+database that is away when the key is looked up (503 with the request id) included, and a
+WebSocket handshake refused for either reason gets the same HTTP answer.
 """
 
 from __future__ import annotations
@@ -142,21 +143,33 @@ def _bearer_token(scope: Scope) -> str | None:
 
 
 async def _unauthenticated(scope: Scope, receive: Receive, send: Send) -> None:
-    if scope["type"] == "websocket":
-        await send({"type": "websocket.close", "code": 4401})
-        return
     response = _json_errors([UNAUTHENTICATED_ERROR], 401)
     response.headers["www-authenticate"] = "Bearer"
-    await response(scope, receive, send)
+    await _deny(scope, receive, send, response, close_code=4401)
 
 
 async def _database_away(scope: Scope, receive: Receive, send: Send, error: Exception) -> None:
     """The key could not be looked up: neither refused nor let in, but asked to come back."""
     request_id = scope.get("state", {}).get("request_id", "-")
-    if scope["type"] == "websocket":
-        await send({"type": "websocket.close", "code": 1013})  # "try again later"
+    response = _json_errors([unavailable_error(request_id, error).formatted], 503)
+    await _deny(scope, receive, send, response, close_code=1013)  # 1013: "try again later"
+
+
+async def _deny(scope: Scope, receive: Receive, send: Send, response: Response, *, close_code: int) -> None:
+    """Answer as over HTTP, a WebSocket handshake included: a close before ``accept`` reaches the
+    client as a bare 403, which cannot tell "refused" from "come back later". A server without
+    the ASGI denial-response extension gets the socket accepted, then closed with ``close_code``."""
+    if scope["type"] != "websocket":
+        await response(scope, receive, send)
         return
-    await _json_errors([unavailable_error(request_id, error).formatted], 503)(scope, receive, send)
+    if "websocket.http.response" in scope.get("extensions", {}):
+        # The request-id middleware tags only HTTP answers.
+        response.headers["x-request-id"] = scope.get("state", {}).get("request_id", "-")
+        await response(scope, receive, send)
+        return
+    await receive()  # websocket.connect
+    await send({"type": "websocket.accept"})
+    await send({"type": "websocket.close", "code": close_code})
 
 
 def _json_errors(errors: list[GraphQLFormattedError], status_code: int) -> Response:

@@ -9,6 +9,7 @@ file-size limit drops to one byte, so every write fails as it would on a full di
 
 from __future__ import annotations
 
+import json
 import resource
 import signal
 import time
@@ -21,6 +22,8 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import connect
 
 from privacy.keyring import Keyring
 from server.auth.principal import Role
@@ -29,6 +32,7 @@ from tests.http.test_ingest_api import INGEST, event
 from tests.support.databases import PostgresServer, copy_sqlite
 from tests.support.live_server import LiveServer, start_server
 from tests.support.tcp_proxy import TcpProxy
+from tests.support.websocket import TRANSPORT_WS, ws_url
 
 BOUNDS = {
     "database_connect_timeout_seconds": "2",
@@ -106,6 +110,26 @@ def test_postgres_away_mid_run(proxied_postgres: tuple[LiveServer, TcpProxy], fa
     assert_alive_but_not_ready(server)
     assert_answers_unavailable(server, token, [READ, write_operation()])
     assert_alive_but_not_ready(server)
+
+
+def test_postgres_away_at_a_websocket_handshake(proxied_postgres: tuple[LiveServer, TcpProxy]) -> None:
+    """The key cannot be looked up: the handshake gets the 503 an HTTP request would, not a refusal."""
+    server, proxy = proxied_postgres
+    token = server.issue_key(Role.ADMIN)
+    assert_serving(server, token)
+    proxy.close()
+    with pytest.raises(InvalidStatus) as refused:
+        connect(
+            ws_url(server),
+            subprotocols=[TRANSPORT_WS],
+            additional_headers={"authorization": f"Bearer {token}"},
+            open_timeout=ANSWER_WITHIN_S,
+        )
+    response = refused.value.response
+    assert response.status_code == 503
+    [error] = json.loads(response.body or b"")["errors"]
+    assert error["extensions"]["code"] == "SERVICE_UNAVAILABLE"
+    assert error["extensions"]["requestId"] == response.headers["x-request-id"]
 
 
 @contextmanager

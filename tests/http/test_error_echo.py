@@ -20,6 +20,7 @@ from tests.support.live_server import LiveServer
 from tests.support.websocket import transport_socket
 
 NAME = "zqmark" + secrets.token_hex(4)  # a GraphQL name: unquoted literal, enum value, field, alias...
+CONSENT_VALUE = '"q@x.org"'
 NUMBER = str(7_300_000_000_000 + secrets.randbelow(10**12))  # an integer outside 32 bits, like a phone
 
 
@@ -86,6 +87,29 @@ PROBES: dict[str, Probe] = {
     "unknown-operation-name": Probe("query A { viewer { keyId } }", operation_name=NAME),
     "operation-name-without-operations": Probe("fragment F on Query { viewer { keyId } }", operation_name=NAME),
     "syntax-error": Probe(f'{{ viewer {{ keyId }} {NAME}" }}'),
+    # names the client made up, printed before a nested ``value:`` key or outside quotes
+    "unknown-input-field-first": Probe(
+        f"mutation {{ recordConsent(input: {{{NAME}top: 1, identifier: {{kind: EMAIL, value: {CONSENT_VALUE}}}, "
+        f'purpose: ANALYTICS, granted: true, source: "a", policyVersion: "b"}}) {{ recorded }} }}'
+    ),
+    "unknown-input-field-nested": Probe(
+        f"mutation {{ recordConsent(input: {{identifier: {{kind: EMAIL, {NAME}nest: 5, value: {CONSENT_VALUE}}}, "
+        f'purpose: ANALYTICS, granted: true, source: "a", policyVersion: "b"}}) {{ recorded }} }}'
+    ),
+    "unknown-argument-before-input": Probe(
+        f"{{ consent({NAME}arg: {{{NAME}argfield: 1}}, identifier: {{kind: EMAIL, value: {CONSENT_VALUE}}}) "
+        "{ found } }"
+    ),
+    "unknown-directive-with-input": Probe(
+        f"{{ consent(identifier: {{kind: EMAIL, value: {CONSENT_VALUE}}}) @{NAME}dir(x: {{{NAME}dirarg: 1}}) "
+        "{ found } }"
+    ),
+    "unknown-bare-name-before-value": Probe(
+        f"{{ consent(identifier: {{kind: {NAME}enum, value: {CONSENT_VALUE}}}) {{ found }} }}"
+    ),
+    "unknown-bare-name-in-unknown-field": Probe(
+        f"{{ consent(identifier: {{kind: EMAIL, x: {NAME}bare, value: {CONSENT_VALUE}}}) {{ found }} }}"
+    ),
 }
 
 TYPO = Probe("{ viewr { keyId } }")

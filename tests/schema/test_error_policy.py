@@ -53,6 +53,11 @@ def test_errors_with_a_code_keep_it() -> None:
         "String cannot represent a non string value: zq123",
         "Expected value of type 'IdentifierInput' not to include unknown field 'zq', found: { kind: EMAIL, zq: 1 }.",
         "Variable '$s' has invalid value: Int cannot represent non-integer value: 'zq'",
+        "Expected value of type 'IdentifierInput' not to include unknown field 'zq', found: {\n  zqtop: 1\n"
+        '  identifier: { kind: EMAIL, value: "a" }.',
+        "Expected value of type 'IdentifierInput' not to include unknown field 'zq'. Did you mean 'kind'? Found: "
+        "{ kind: EMAIL, zqnest: 5, value: 1 }.",
+        "Variable '$i' has invalid value at .kind: Enum 'Kind' cannot represent non-string value: zq123.",
         "Fields 'zq' conflict because 'viewer' and 'partners' are different fields.",
         "Cannot query field 'viewr' on type 'Query'. Did you mean 'viewer'?",
     ],
@@ -64,3 +69,13 @@ def test_shaping_twice_changes_nothing(message: str) -> None:
     [twice] = shape_errors([once], "req", known, {"zq123", "zq"})
     assert (twice.message, twice.extensions) == (once.message, once.extensions)
     assert "zq" not in once.message
+
+
+def test_names_the_client_sent_are_scrubbed_wherever_printed_even_common_words() -> None:
+    """A made-up name equal to a word of the message, or of the placeholder, stays harmless."""
+    message = "Unknown thing zqname, a non string value: 3."
+    sent = {"zqname", "value", "thing"}
+    [once] = shape_errors([GraphQLError(message)], "req", frozenset(), sent)
+    [twice] = shape_errors([once], "req", frozenset(), sent)
+    assert "zqname" not in once.message
+    assert twice.message == once.message
