@@ -26,7 +26,7 @@ from scipy.sparse.csgraph import connected_components
 from sqlalchemy.orm import Session
 
 from privacy.identifiers import IdentifierKind
-from server.ingest.validate import IDENTIFIER_COLUMNS, ROW
+from server.frames.events import IDENTIFIER_COLUMNS, ROW
 from server.privacy_kit import PrivacyKit
 from server.storage.lookup import frame_where_in, select_where_in
 from server.storage.tables import IdentityRow, SuppressionRow
@@ -91,7 +91,7 @@ def identifier_pairs(frame: pl.DataFrame) -> pl.DataFrame:
     partner's record is in that partner's scope, so it is a node apart from ours; only a partner
     user id is also hashed in that scope (``hash_identifiers``).
     """
-    kind_of = {normalized: kind.value for _raw, normalized, kind, _code in IDENTIFIER_COLUMNS}
+    kind_of = {normalized: kind.value for _raw, normalized, kind in IDENTIFIER_COLUMNS}
     return (
         frame.lazy()
         .select(ROW, "partner_id", *kind_of)

@@ -16,11 +16,12 @@ from sqlalchemy.orm import Session
 
 from privacy.field_crypto import WrappedKey, encrypt_many
 from privacy.identifiers import NormalizationRules, normalized_expr
+from server.frames.events import IDENTIFIER_COLUMNS, NORMALIZED_COLUMNS, ROW
 from server.identity.resolve import IdentityGuardrails, plan, prepare
 from server.ingest.catalogue import CATALOGUE, PII_FIELDS, age_band, gender_category
 from server.ingest.regions import region_code
 from server.ingest.store import insert_identities
-from server.ingest.validate import IDENTIFIER_COLUMNS, NORMALIZED_COLUMNS, ROW
+from server.ingest.validate import INVALID_IDENTIFIER
 from server.ingest.vocabulary import RejectCode
 from server.privacy_kit import PrivacyKit
 from server.runtime import UnitOfWork
@@ -130,20 +131,20 @@ def _validated(records: pl.DataFrame, *, current_year: int, rules: Normalization
     frame = records.with_row_index(ROW).with_columns(
         *(
             normalized_expr(kind, pl.col(raw), rules).alias(normalized)
-            for raw, normalized, kind, _code in IDENTIFIER_COLUMNS
+            for raw, normalized, kind in IDENTIFIER_COLUMNS
             if raw in records.columns
         ),
         *(
             pl.lit(None, dtype=pl.String).alias(normalized)
-            for raw, normalized, _kind, _code in IDENTIFIER_COLUMNS
+            for raw, normalized, _kind in IDENTIFIER_COLUMNS
             if raw not in records.columns
         ),
         partner_id=pl.lit(None, dtype=pl.Int64),
     )
     text_fields = ["first_name", "last_name", "street_address"]
     rules_in_order: list[tuple[pl.Expr, str]] = [
-        (pl.col(raw).is_not_null() & pl.col(normalized).is_null(), code.value)
-        for raw, normalized, _kind, code in IDENTIFIER_COLUMNS
+        (pl.col(raw).is_not_null() & pl.col(normalized).is_null(), INVALID_IDENTIFIER[kind].value)
+        for raw, normalized, kind in IDENTIFIER_COLUMNS
         if raw in records.columns
     ]
     rules_in_order += [

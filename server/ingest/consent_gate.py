@@ -21,8 +21,9 @@ from sqlalchemy.orm import Session
 from privacy.consent import NO_PARTNER, ConsentPurpose, LegalBasis
 from privacy.purposes import Purpose
 from server.consent import service as consent
+from server.frames.events import ROW
 from server.ingest.purposes import DECLARED, NO_PURPOSES, servable
-from server.ingest.validate import ROW, utc_literal
+from server.ingest.validate import utc_literal
 
 PROCESSING_PURPOSES = [purpose.value for purpose in Purpose]
 # What a consent state is kept for: one subject, one purpose, one partner (``NO_PARTNER`` but for sharing).

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from privacy.consent import merged_state
 from server.consent import service as consent
+from server.frames.events import ROW
 from server.identity.merge import merge_subjects
 from server.identity.resolve import (
     HashedIdentifiers,
@@ -30,7 +31,7 @@ from server.identity.resolve import (
 )
 from server.ingest import consent_gate, receipts, store
 from server.ingest.purposes import limited_to_declared
-from server.ingest.validate import REJECT, ROW, ValidatedBatch, ValidationContext, validate
+from server.ingest.validate import REJECT, ValidatedBatch, ValidationContext, validate
 from server.ingest.vocabulary import REJECT_MESSAGES, RejectCode
 from server.privacy_kit import PrivacyKit
 from server.runtime import UnitOfWork

@@ -8,8 +8,8 @@ import polars as pl
 from sqlalchemy.orm import Session
 
 from privacy.field_crypto import new_data_key
+from server.frames.events import ROW
 from server.ingest.receipts import current_key
-from server.ingest.validate import ROW
 from server.privacy_kit import PrivacyKit
 from server.storage.bulk import bulk_insert
 from server.storage.tables import EventRow, IdentityRow, SubjectKeyRow, SubjectRow

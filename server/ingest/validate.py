@@ -19,25 +19,24 @@ import polars as pl
 from privacy.identifiers import IdentifierKind, NormalizationRules, normalized_expr
 from privacy.labels import LabelKeeper
 from privacy.purposes import Purpose
+from server.frames.events import IDENTIFIER_COLUMNS, NORMALIZED_COLUMNS, ROW
 from server.ingest.regions import region_code
 from server.ingest.vocabulary import CHANNELS, EVENT_TYPES, RejectCode
 from server.taxonomy.taxonomy import Taxonomy
 
-ROW = "row"
 REJECT = "reject_code"
 LABEL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}$"
 CURRENCY_PATTERN = r"^[A-Z]{3}$"
 MESSAGE_ID_PATTERN = r"^[\x21-\x7e]{1,128}$"
 
-# (raw column, normalized column, kind, reject code)
-IDENTIFIER_COLUMNS: tuple[tuple[str, str, IdentifierKind, RejectCode], ...] = (
-    ("email", "email_n", IdentifierKind.EMAIL, RejectCode.INVALID_EMAIL),
-    ("phone", "phone_n", IdentifierKind.PHONE, RejectCode.INVALID_PHONE),
-    ("anonymous_id", "device_n", IdentifierKind.DEVICE_ID, RejectCode.INVALID_DEVICE_ID),
-    ("user_id", "customer_n", IdentifierKind.CUSTOMER_ID, RejectCode.INVALID_CUSTOMER_ID),
-    ("partner_user_id", "partner_user_n", IdentifierKind.PARTNER_USER_ID, RejectCode.INVALID_PARTNER_USER_ID),
-)
-NORMALIZED_COLUMNS = tuple(normalized for _raw, normalized, _kind, _code in IDENTIFIER_COLUMNS)
+# What a record whose identifier does not normalize is rejected as, per kind.
+INVALID_IDENTIFIER: Mapping[IdentifierKind, RejectCode] = {
+    IdentifierKind.EMAIL: RejectCode.INVALID_EMAIL,
+    IdentifierKind.PHONE: RejectCode.INVALID_PHONE,
+    IdentifierKind.DEVICE_ID: RejectCode.INVALID_DEVICE_ID,
+    IdentifierKind.CUSTOMER_ID: RejectCode.INVALID_CUSTOMER_ID,
+    IdentifierKind.PARTNER_USER_ID: RejectCode.INVALID_PARTNER_USER_ID,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +113,7 @@ def validated(events: pl.DataFrame, context: ValidationContext) -> pl.LazyFrame:
         )
     )
     frame = screened
-    for raw, normalized, kind, _code in IDENTIFIER_COLUMNS:
+    for raw, normalized, kind in IDENTIFIER_COLUMNS:
         if events[raw].null_count() == events.height:  # a batch often lacks a kind: nothing to normalize
             frame = frame.with_columns(pl.lit(None, dtype=pl.String).alias(normalized))
         elif kind in NORMALIZED_PER_DISTINCT_VALUE:
@@ -252,8 +251,8 @@ def _content_rules() -> tuple[pl.Expr, ...]:
     return (
         _broken(pl.col("partner").is_not_null() & pl.col("partner_id").is_null(), RejectCode.UNKNOWN_PARTNER),
         *(
-            _broken(pl.col(raw).is_not_null() & pl.col(normalized).is_null(), code)
-            for raw, normalized, _kind, code in IDENTIFIER_COLUMNS
+            _broken(pl.col(raw).is_not_null() & pl.col(normalized).is_null(), INVALID_IDENTIFIER[kind])
+            for raw, normalized, kind in IDENTIFIER_COLUMNS
         ),
         _broken(
             pl.col("partner_user_n").is_not_null() & pl.col("partner_id").is_null(), RejectCode.INVALID_PARTNER_USER_ID
