@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from privacy.audit import AuditEntry, is_authentic
 from privacy.field_crypto import DecryptionFailed, KeyWrapper
 from privacy.keyring import KeyPurpose, Keyring, KeyringError
-from privacy.keyring_fingerprint import belongs, unrecorded
+from privacy.keyring_fingerprint import KeyFingerprint, belongs, unrecorded
 from server.storage.audit_store import newest_entries
 from server.storage.base import utc_now
 from server.storage.engine import WRITE_INTENT
@@ -63,10 +63,7 @@ def ensure_keyring_belongs(sessions: sessionmaker[Session], keyring: Keyring, *,
                 "run `audience migrate`"
             )
         recorded = read_fingerprints(session)
-        if recorded and not belongs(recorded, keyring):
-            raise KeyringMismatch(_mismatch(origin))
-        if not recorded:
-            _require_opens_stored_data(session, keyring, origin)
+        _refuse_foreign(session, keyring, recorded, origin)
         missing = unrecorded(recorded, keyring)
     if not missing:
         return
@@ -89,10 +86,7 @@ def check_keyring_before_migrating(engine: Engine, keyring: Keyring, *, origin: 
         if has_no_tables(connection):
             return
         recorded = read_fingerprints(session) if has_fingerprint_table(connection) else []
-        if recorded and not belongs(recorded, keyring):
-            raise KeyringMismatch(_mismatch(origin))
-        if not recorded:
-            _require_opens_stored_data(session, keyring, origin)
+        _refuse_foreign(session, keyring, recorded, origin)
 
 
 def refuse_new_keyring_for_populated_database(engine: Engine, keyring_path: str) -> None:
@@ -112,6 +106,14 @@ def _mismatch(origin: str) -> str:
         f"the keyring from {origin} does not belong to this database (it was written with another keyring): "
         f"use this installation's keyring, restored from your backup if it is lost; {SEE_DOCS}"
     )
+
+
+def _refuse_foreign(session: Session, keyring: Keyring, recorded: list[KeyFingerprint], origin: str) -> None:
+    """Against the fingerprints where there are some, else against the data the database holds."""
+    if recorded and not belongs(recorded, keyring):
+        raise KeyringMismatch(_mismatch(origin))
+    if not recorded:
+        _require_opens_stored_data(session, keyring, origin)
 
 
 def _require_opens_stored_data(session: Session, keyring: Keyring, origin: str) -> None:
