@@ -10,7 +10,7 @@ import pytest
 from privacy.keyring import Keyring
 from server.auth.principal import Role
 from tests.support.databases import copy_sqlite
-from tests.support.live_server import LiveServer, start_server
+from tests.support.live_server import LiveServer, serving
 from tests.support.websocket import transport_socket
 
 
@@ -20,11 +20,8 @@ def demo_server(
 ) -> Iterator[LiveServer]:
     directory = tmp_path_factory.mktemp("demo-mode")
     url = copy_sqlite(sqlite_template, directory / "audience.db")
-    server = start_server(directory=directory, database_url=url, keyring=keyring, demo="true")
-    try:
+    with serving(directory=directory, database_url=url, keyring=keyring, demo="true") as server:
         yield server
-    finally:
-        server.stop()
 
 
 def test_outside_the_demo_a_request_without_a_key_gets_401(live_server: LiveServer) -> None:

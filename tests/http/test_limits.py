@@ -11,7 +11,7 @@ import pytest
 from privacy.keyring import Keyring
 from server.auth.principal import Role
 from tests.support.databases import copy_sqlite
-from tests.support.live_server import LiveServer, start_server
+from tests.support.live_server import LiveServer, serving
 
 
 def codes(response: httpx.Response) -> list[str]:
@@ -30,11 +30,8 @@ def shallow_server(
     """The schema is shallow today, so depth is tested against a server with a depth limit of 1."""
     directory = tmp_path_factory.mktemp("shallow")
     url = copy_sqlite(sqlite_template, directory / "audience.db")
-    server = start_server(directory=directory, database_url=url, keyring=keyring, max_query_depth="1")
-    try:
+    with serving(directory=directory, database_url=url, keyring=keyring, max_query_depth="1") as server:
         yield server
-    finally:
-        server.stop()
 
 
 def test_too_deep_query_is_refused(shallow_server: LiveServer) -> None:

@@ -26,7 +26,7 @@ from websockets.typing import Subprotocol
 from privacy.keyring import Keyring
 from server.auth.principal import Role
 from tests.conftest import fresh_database_url
-from tests.support.live_server import LiveServer, start_server
+from tests.support.live_server import LiveServer, serving
 
 LEVELS = 30
 PROMPT_S = 0.5  # "well under a second", with room for a shared 2-core machine
@@ -150,11 +150,10 @@ def demo_server(
 ) -> Iterator[LiveServer]:
     directory: Path = tmp_path_factory.mktemp(f"demo-{server_backend}")
     urls = fresh_database_url(request, server_backend, directory)
-    server = start_server(directory=directory, database_url=next(urls), keyring=keyring, demo="true")
     try:
-        yield server
+        with serving(directory=directory, database_url=next(urls), keyring=keyring, demo="true") as server:
+            yield server
     finally:
-        server.stop()
         urls.close()
 
 

@@ -7,6 +7,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -84,6 +86,16 @@ class LiveServer:
         except subprocess.TimeoutExpired:
             self.process.kill()
         self.runtime.dispose()
+
+
+@contextmanager
+def serving(*, directory: Path, database_url: str, keyring: Keyring, **settings: str) -> Iterator[LiveServer]:
+    """``start_server`` for a fixture or a ``with`` block: stopped however the block ends."""
+    server = start_server(directory=directory, database_url=database_url, keyring=keyring, **settings)
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 def start_server(*, directory: Path, database_url: str, keyring: Keyring, **settings: str) -> LiveServer:
