@@ -32,7 +32,7 @@ HKDF_INFO = b"audience.message-key.v1"
 
 
 def _derived(secret: bytes) -> bytes:
-    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=HKDF_INFO).derive(secret)
+    return HKDF(algorithm=hashes.SHA256(), length=MESSAGE_KEY_BYTES, salt=None, info=HKDF_INFO).derive(secret)
 
 
 class MessageKeys:

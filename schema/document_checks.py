@@ -84,7 +84,6 @@ class DocumentChecks(SchemaExtension):
 
     def on_operation(self) -> Iterator[None]:
         self.execution_context.validation_rules = self.rules
-        self.execution_context.parse_options["max_tokens"] = self.max_tokens
         yield
 
     async def on_parse(self) -> AsyncIterator[None]:

@@ -99,7 +99,8 @@ class IngestMutations:
                     ],
                 )
             # Declared, or a keyed hash (docs/ingestion.md); its other forms keep resends duplicates.
-            source, known_as = runtime.kit.labels.kept(source), runtime.kit.labels.every_form(source)
+            source, *older = runtime.kit.labels.every_form(source)
+            known_as = tuple(older)
         events = list(batch.events)
 
         def check() -> tuple[CheckedEvents, int]:

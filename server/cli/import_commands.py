@@ -91,11 +91,12 @@ def run_import(arguments: argparse.Namespace, console: Console) -> int:
                         rate = rows / elapsed if elapsed > 0 else 0.0
                         progress.update(task, completed=chunk.done, rows=rows, rate=rate)
 
+                    forms = runtime.kit.labels.every_form(arguments.source)  # stored first, then earlier forms
                     totals = import_chunks(
                         runtime,
                         events.chunks(arguments.chunk_size),
-                        source=runtime.kit.labels.kept(arguments.source),  # declared, or a keyed hash
-                        known_as=runtime.kit.labels.every_form(arguments.source),
+                        source=forms[0],  # declared, or a keyed hash
+                        known_as=forms[1:],
                         on_chunk=chunk_done,
                     )
                     progress.update(task, completed=events.total)

@@ -29,11 +29,7 @@ NO_PURPOSES = pl.lit([], dtype=pl.List(pl.String))
 @functools.cache
 def servable() -> pl.Expr:
     """The purposes each record's event can serve. Built once: building it costs as much as using it."""
-    return (
-        pl.when(pl.col("event").is_in(sorted(ADVERTISING_EVENT_TYPES)))
-        .then(pl.lit([Purpose.ADVERTISING.value]))
-        .otherwise(pl.lit(ALWAYS_SERVABLE))
-    )
+    return pl.when(_is_ad_event()).then(pl.lit([Purpose.ADVERTISING.value])).otherwise(pl.lit(ALWAYS_SERVABLE))
 
 
 def limited_to_declared(frame: pl.DataFrame, declared: Mapping[int, frozenset[str]]) -> pl.DataFrame:
@@ -53,8 +49,7 @@ def limited_to_declared(frame: pl.DataFrame, declared: Mapping[int, frozenset[st
     )
     may_send_ads = [p for p, purposes in declared.items() if Purpose.ADVERTISING.value in purposes]
     may_send_others = [p for p, purposes in declared.items() if purposes & set(ALWAYS_SERVABLE)]
-    is_ad = pl.col("event").is_in(sorted(ADVERTISING_EVENT_TYPES))
-    may_send = pl.when(is_ad).then(partner_id.is_in(may_send_ads)).otherwise(partner_id.is_in(may_send_others))
+    may_send = pl.when(_is_ad_event()).then(partner_id.is_in(may_send_ads)).otherwise(partner_id.is_in(may_send_others))
     undeclared = partner_id.is_not_null() & ~may_send
     return (
         frame.lazy()
@@ -67,3 +62,8 @@ def limited_to_declared(frame: pl.DataFrame, declared: Mapping[int, frozenset[st
         )
         .collect(engine="in-memory")
     )
+
+
+def _is_ad_event() -> pl.Expr:
+    """An event that serves advertising only (the others serve ``ALWAYS_SERVABLE``)."""
+    return pl.col("event").is_in(sorted(ADVERTISING_EVENT_TYPES))

@@ -256,7 +256,7 @@ def _store(
     rejected = dict(rejected_before)
     # Judged before, whatever became of it, or earlier in this pass: a duplicate, never judged again.
     fresh = valid["message_id"].is_first_distinct() & ~receipts.already_judged(
-        session, list(dict.fromkeys(sources)), valid[receipts.MESSAGE_KEYS]
+        session, sources, valid[receipts.MESSAGE_KEYS]
     )
     candidates = valid.filter(fresh)
     duplicate_rows = valid.filter(~fresh)[ROW]
