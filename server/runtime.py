@@ -20,12 +20,14 @@ from privacy.keyring import Keyring, KeyringError, load_keyring_file, loads_keyr
 from server.auth.principal import Actor
 from server.keys.binding import ensure_keyring_belongs
 from server.privacy_kit import PrivacyKit, build_kit
+from server.profiles.config import ProfileConfig, profile_config
 from server.settings import Settings
 from server.storage.audit_store import SqlAuditStore
 from server.storage.base import utc_now
 from server.storage.bounded_waits import DatabaseTimeouts, bounded_turn
 from server.storage.checkpointer import WAL_BOUND_PAGES, WalCheckpointer, sqlite_file
 from server.storage.engine import SQLITE_CHECKPOINT_PAGES, WRITE_INTENT, build_engine, is_sqlite, session_factory
+from server.taxonomy.taxonomy import taxonomy_for
 
 Clock = Callable[[], datetime]
 
@@ -37,6 +39,7 @@ class UnitOfWork:
     kit: PrivacyKit
     clock: Clock
     actor: Actor
+    profiles: ProfileConfig
 
     def audit(
         self, action: str, *, target: str | None = None, details: dict[str, DetailValue] | None = None
@@ -52,6 +55,7 @@ class Runtime:
     sessions: sessionmaker[Session]
     keyring: Keyring
     kit: PrivacyKit
+    profiles: ProfileConfig
     clock: Clock = utc_now
     # SQLite files only: copies the WAL back beside the writers, so that commits need not.
     checkpointer: WalCheckpointer | None = None
@@ -64,7 +68,14 @@ class Runtime:
     def unit_of_work(self, actor: Actor) -> Iterator[UnitOfWork]:
         with self._writer_turn(), self.sessions.begin() as session:
             session.connection(execution_options={WRITE_INTENT: True})
-            yield UnitOfWork(session=session, keyring=self.keyring, kit=self.kit, clock=self.clock, actor=actor)
+            yield UnitOfWork(
+                session=session,
+                keyring=self.keyring,
+                kit=self.kit,
+                clock=self.clock,
+                actor=actor,
+                profiles=self.profiles,
+            )
         if self.checkpointer is not None:
             self.checkpointer.request()
 
@@ -117,6 +128,7 @@ def build_runtime(settings: Settings, *, keyring: Keyring | None = None) -> Runt
         sessions=sessions,
         keyring=keyring,
         kit=kit,
+        profiles=profile_config(settings, taxonomy_for(settings.taxonomy_extra)),
         checkpointer=checkpointer,
     )
 

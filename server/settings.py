@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -111,6 +111,49 @@ class Settings(BaseSettings):
         "any other label a sender writes is stored as a keyed hash.",
     )
 
+    # Profiles (docs/profiles.md): changing a weight or a half-life takes effect at the next build.
+    interest_weights: str = Field(
+        default="",
+        description="Comma-separated type=weight pairs overriding the interest weight of event types.",
+    )
+    interest_half_lives: str = Field(
+        default="",
+        description="Comma-separated topic=days pairs overriding a topic's interest half-life (children inherit).",
+    )
+    interest_saturation: float = Field(
+        default=5.0, gt=0, le=1_000_000, description="The raw interest that scores 0.5 (one purchase by default)."
+    )
+    interest_top_k: int = Field(default=5, ge=1, le=100, description="Interests shown per profile.")
+    lifecycle_new_days: int = Field(default=14, ge=1, le=3650, description="A subject first seen this recently is new.")
+    lifecycle_active_days: int = Field(
+        default=30, ge=1, le=3650, description="A subject with an event this recently is active."
+    )
+    lifecycle_churn_days: int = Field(
+        default=90, ge=1, le=3650, description="A subject with no event for this long has churned."
+    )
+    value_tier_high_quantile: float = Field(default=0.8, gt=0, lt=1, description="Buyers at or above it are high.")
+    value_tier_low_quantile: float = Field(default=0.4, gt=0, lt=1, description="Buyers below it are low.")
+    bot_events_per_day: int = Field(
+        default=2_000, ge=10, le=10_000_000, description="More events than this in a day flags a subject as bot-like."
+    )
+    build_partitions: int = Field(
+        default=8, ge=1, le=4096, description="Partitions of subjects a batch build works through, one at a time."
+    )
+
+    @field_validator("interest_weights", "interest_half_lives")
+    @classmethod
+    def _check_pairs(cls, text: str) -> str:
+        named_numbers(text)
+        return text
+
+    @model_validator(mode="after")
+    def _check_profile_rules(self) -> Settings:
+        if self.lifecycle_active_days >= self.lifecycle_churn_days:
+            raise ValueError("lifecycle_active_days must be below lifecycle_churn_days")
+        if self.value_tier_low_quantile >= self.value_tier_high_quantile:
+            raise ValueError("value_tier_low_quantile must be below value_tier_high_quantile")
+        return self
+
     @field_validator("label_vocabulary")
     @classmethod
     def _check_label_vocabulary(cls, text: str) -> str:
@@ -178,3 +221,17 @@ def _describe(error: ValidationError) -> str:
     if first["type"] == "extra_forbidden":
         message = "is not a known setting"
     return f"invalid setting {name}: {message}"
+
+
+NAMED_NUMBER = re.compile(r"^\s*([a-z0-9_/-]{1,128})\s*=\s*([0-9]+(?:\.[0-9]+)?)\s*$")
+
+
+def named_numbers(text: str) -> dict[str, float]:
+    """``name=number`` pairs separated by commas (interest weights, half-lives); names are not echoed."""
+    pairs: dict[str, float] = {}
+    for position, item in enumerate((part for part in text.split(",") if part.strip()), start=1):
+        match = NAMED_NUMBER.match(item)
+        if match is None:
+            raise ValueError(f"item {position} is not name=number (a lowercase name, a non-negative number)")
+        pairs[match.group(1)] = float(match.group(2))
+    return pairs

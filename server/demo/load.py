@@ -27,10 +27,11 @@ from server.consent.requests import find_subjects
 from server.demo.generator import DemoPopulation, Progress, generate_population
 from server.ingest.attributes import ATTRIBUTE_SCHEMA, AttributeResult, upsert_attributes
 from server.ingest.files import DEFAULT_CHUNK_SIZE, ChunkDone, ImportTotals, chunks_of, import_chunks
-from server.ingest.setup import guardrails_from, taxonomy_for
+from server.ingest.setup import guardrails_from
 from server.partners import service as partners
 from server.runtime import Runtime
 from server.storage.tables import ConsentRecordRow, EventRow
+from server.taxonomy.taxonomy import taxonomy_for
 
 DEMO_SOURCE: Final = "demo"
 DEMO_DAYS: Final = 180

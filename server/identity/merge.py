@@ -19,6 +19,7 @@ from privacy.consent import ConsentEntry, LegalBasis, merged_state
 from server.consent import service as consent
 from server.identity.rebuilds import RebuildReason, mark_for_rebuild
 from server.privacy_kit import PrivacyKit
+from server.profiles import store as profiles
 from server.runtime import UnitOfWork
 from server.storage.lookup import rows_per_subject
 from server.storage.tables import (
@@ -61,6 +62,7 @@ def merge_subjects(unit: UnitOfWork, pairs: Sequence[tuple[int, int]], *, reason
         update(subjects).where(subjects.c.id == bindparam("l")).values(status="merged", merged_into=bindparam("w")),
         moves,
     )
+    profiles.combine_subjects(session, pairs, unit.profiles.interests)
     mark_for_rebuild(session, [s for pair in pairs for s in pair], reason=RebuildReason.MERGE, now=now)
     for start in range(0, len(losers), CHUNK):
         chunk = losers[start : start + CHUNK]

@@ -43,6 +43,7 @@ from sqlalchemy.orm import Session
 
 from privacy.field_crypto import new_data_key
 from server.identity.rebuilds import RebuildReason, mark_for_rebuild
+from server.profiles import store as profiles
 from server.runtime import UnitOfWork
 from server.storage.tables import EventRow, IdentityMergeRow, IdentityRow, SubjectKeyRow, SubjectRow
 
@@ -148,6 +149,8 @@ def split_merge(unit: UnitOfWork, merge_id: int) -> SplitResult:
         moved[name] = int(session.scalar(select(func.count()).select_from(model).where(*belongs)) or 0)
         session.execute(update(model).where(*belongs).values(subject_id=loser_id))
     loser.status, loser.merged_into = ACTIVE, None
+    session.flush()
+    profiles.recompute(session, [winner_id, loser_id], unit.profiles.interests)
     mark_for_rebuild(session, [winner_id, loser_id], reason=RebuildReason.SPLIT, now=now)
     wrapped = unit.kit.key_wrapper.wrap(new_data_key(), loser_id)
     session.add(

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from privacy.consent import merged_state
 from server.consent import service as consent
 from server.frames.events import ROW
+from server.frames.profiles import STATE_EVENT_SCHEMA
 from server.identity.merge import merge_subjects
 from server.identity.resolve import (
     HashedIdentifiers,
@@ -34,6 +35,7 @@ from server.ingest.purposes import limited_to_declared
 from server.ingest.validate import REJECT, ValidatedBatch, ValidationContext, validate
 from server.ingest.vocabulary import REJECT_MESSAGES, RejectCode
 from server.privacy_kit import PrivacyKit
+from server.profiles import store as profiles
 from server.runtime import UnitOfWork
 from server.storage.locks import serialize_identity_writes
 
@@ -292,7 +294,14 @@ def _store(
     store.create_subjects(session, created, unit.kit, now)
     consent.record_frame(session, pl.concat([ledger_known, ledger_new]))  # one pass: disjoint subjects
     store.insert_identities(session, final.new_identities, now)
-    store.insert_events(session, allowed, source=source, now=now)
+    stored_events = store.event_rows(allowed, source=source, now=now)
+    store.insert_events(session, stored_events)
+    profiles.fold(
+        session,
+        stored_events.select(list(STATE_EVENT_SCHEMA)),
+        unit.profiles.interests,
+        new_subjects=final.new_subjects,
+    )
     receipts.insert_receipts(session, candidates.join(allowed.select(ROW), on=ROW, how="anti"), source=source)
 
     return _Outcome(

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from functools import cache
-from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -15,13 +13,7 @@ from server.ingest.validate import ValidationContext
 from server.privacy_kit import PrivacyKit
 from server.settings import Settings
 from server.storage.tables import PartnerRow
-from server.taxonomy.taxonomy import Taxonomy, load_taxonomy
-
-
-@cache
-def taxonomy_for(extra: Path | None) -> Taxonomy:
-    """Loaded once per process: the taxonomy is configuration, not data."""
-    return load_taxonomy(extra)
+from server.taxonomy.taxonomy import taxonomy_for
 
 
 def guardrails_from(settings: Settings) -> IdentityGuardrails:

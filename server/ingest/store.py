@@ -82,9 +82,8 @@ def event_rows(events: pl.DataFrame, *, source: str, now: datetime) -> pl.DataFr
     )
 
 
-def insert_events(session: Session, events: pl.DataFrame, *, source: str, now: datetime) -> None:
-    """One bulk statement; the (source, message_key) key turns a racing replay into a no-op.
-
-    In key order, so the unique index is filled by walking it once rather than at random.
+def insert_events(session: Session, rows: pl.DataFrame) -> None:
+    """``event_rows`` in one bulk statement; the (source, message_key) key turns a racing replay
+    into a no-op. In key order, so the unique index is filled by walking it once rather than at random.
     """
-    bulk_insert(session, EventRow, event_rows(events, source=source, now=now).sort("message_key"))
+    bulk_insert(session, EventRow, rows.sort("message_key"))

@@ -51,6 +51,35 @@ def bulk_upsert(session: Session, model: type[Base], frame: pl.DataFrame, *, key
     _write(session, model, frame, ignore_conflicts=False, on_conflict=conflict)
 
 
+def bulk_accumulate(
+    session: Session,
+    model: type[Base],
+    frame: pl.DataFrame,
+    *,
+    keys: Sequence[str],
+    add: Sequence[str] = (),
+    least: Sequence[str] = (),
+    greatest: Sequence[str] = (),
+) -> None:
+    """Insert rows, or fold them into the stored row of the same ``keys`` in the database: ``add``
+    columns are summed, ``least`` and ``greatest`` keep the smaller and larger (a null loses to a
+    value). Additive state needs no read first, so a batch folds in with one statement per table."""
+    table = table_of(model).name
+    postgres = session.get_bind().dialect.name == "postgresql"
+
+    def extreme(function: str, column: str) -> str:
+        mine, theirs = f"{table}.{column}", f"excluded.{column}"
+        if postgres:  # LEAST and GREATEST skip nulls
+            return f"{column} = {function.upper()}({mine}, {theirs})"
+        return f"{column} = coalesce({function}({mine}, {theirs}), {mine}, {theirs})"  # SQLite's are null-strict
+
+    assignments = [f"{column} = {table}.{column} + excluded.{column}" for column in add]
+    assignments += [extreme("least" if postgres else "min", column) for column in least]
+    assignments += [extreme("greatest" if postgres else "max", column) for column in greatest]
+    conflict = f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET " + ", ".join(assignments)
+    _write(session, model, frame, ignore_conflicts=False, on_conflict=conflict)
+
+
 def _write(
     session: Session, model: type[Base], frame: pl.DataFrame, *, ignore_conflicts: bool, on_conflict: str = ""
 ) -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import NamedTuple
@@ -32,6 +33,7 @@ __all__ = [
     "TopicSplit",
     "UnknownTopicError",
     "load_taxonomy",
+    "taxonomy_for",
 ]
 
 TOPIC_SCHEMA: Mapping[str, pl.DataType] = {
@@ -147,6 +149,12 @@ class Taxonomy:
             .str.to_lowercase()
             .replace_strict(self._category_lookup, default=None, return_dtype=pl.String)
         )
+
+
+@cache
+def taxonomy_for(extra: Path | None) -> Taxonomy:
+    """Loaded once per process: the taxonomy is configuration, not data."""
+    return load_taxonomy(extra)
 
 
 def load_taxonomy(extra: Path | None = None) -> Taxonomy:

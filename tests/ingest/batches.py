@@ -6,6 +6,7 @@ test reads like the batch it sends; counts come from the tables, not from the re
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -36,14 +37,7 @@ _ids = itertools.count(1)
 
 def fixed_clock(runtime: Runtime, now: datetime = NOW) -> Runtime:
     """The same runtime with a frozen clock, so timestamps and the validation window agree."""
-    return Runtime(
-        settings=runtime.settings,
-        engine=runtime.engine,
-        sessions=runtime.sessions,
-        keyring=runtime.keyring,
-        kit=runtime.kit,
-        clock=lambda: now,
-    )
+    return dataclasses.replace(runtime, clock=lambda: now)
 
 
 def event(**fields: Any) -> dict[str, Any]:

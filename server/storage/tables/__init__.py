@@ -11,6 +11,13 @@ from server.storage.tables.privacy import (
     SubjectPiiRow,
     SuppressionRow,
 )
+from server.storage.tables.profiles import (
+    ProfileBuildRow,
+    ProfileDailyRow,
+    ProfileInterestCountRow,
+    ProfileInterestRow,
+    ProfileSummaryRow,
+)
 from server.storage.tables.subjects import EventRow, IdentityRow, MessageReceiptRow, SubjectRow
 
 __all__ = [
@@ -26,6 +33,11 @@ __all__ = [
     "KeyringFingerprintRow",
     "MessageReceiptRow",
     "PartnerRow",
+    "ProfileBuildRow",
+    "ProfileDailyRow",
+    "ProfileInterestCountRow",
+    "ProfileInterestRow",
+    "ProfileSummaryRow",
     "SubjectKeyRow",
     "SubjectPiiRow",
     "SubjectRow",

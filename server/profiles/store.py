@@ -1,0 +1,206 @@
+"""The profile state of subjects in the database, read and written in the caller's transaction.
+
+Three ways in, all through ``server.profiles.state``: ``fold`` adds a batch of stored events (the
+real-time path), ``combine_subjects`` joins merged subjects' state, and ``recompute`` rebuilds
+subjects from their events (a split, a subject whose state was missing). Only subjects with
+``profiling`` consent get state (DESIGN, invariant 3); ``drop`` removes it.
+
+Additive tables are folded in by the database (``bulk_accumulate``: no read before the write);
+interest accumulators, whose decay SQLite cannot compute, are read, combined and written back.
+That read-modify-write is safe because every writer of state holds the identity writers' turn
+(``server.storage.locks``): ingestion, merges, splits and each partition of a build.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+
+import polars as pl
+from sqlalchemy import delete
+from sqlalchemy.orm import Session
+
+from privacy.purposes import Purpose
+from server.frames.profiles import (
+    DAILY_SCHEMA,
+    INTEREST_COUNT_SCHEMA,
+    INTEREST_SCHEMA,
+    STATE_EVENT_SCHEMA,
+    SUMMARY_SCHEMA,
+)
+from server.profiles.config import InterestConfig
+from server.profiles.state import ProfileState, combine, state_of
+from server.storage.base import Base
+from server.storage.bulk import bulk_accumulate, bulk_insert, bulk_upsert
+from server.storage.lookup import frame_where_in, select_where_in
+from server.storage.tables import (
+    ProfileDailyRow,
+    ProfileInterestCountRow,
+    ProfileInterestRow,
+    ProfileSummaryRow,
+)
+
+__all__ = ["STATE_TABLES", "combine_subjects", "consenting", "drop", "fold", "read_state", "recompute", "write_state"]
+
+STATE_TABLES: tuple[tuple[type[Base], pl.Schema], ...] = (
+    (ProfileDailyRow, DAILY_SCHEMA),
+    (ProfileSummaryRow, SUMMARY_SCHEMA),
+    (ProfileInterestRow, INTEREST_SCHEMA),
+    (ProfileInterestCountRow, INTEREST_COUNT_SCHEMA),
+)
+CHUNK = 5_000
+
+
+def consenting(session: Session, subject_ids: Sequence[int]) -> list[int]:
+    """Those of ``subject_ids`` who currently grant ``profiling`` (our own purpose, not a partner's)."""
+    rows = select_where_in(
+        session,
+        "SELECT subject_id FROM consent_state WHERE purpose = ? AND partner_id = 0 AND granted AND subject_id {in}",
+        sorted(set(subject_ids)),
+        params=(Purpose.PROFILING.value,),
+    )
+    return sorted(int(row[0]) for row in rows)
+
+
+def read_state(session: Session, subject_ids: Sequence[int]) -> ProfileState:
+    ids = sorted(set(subject_ids))
+    frames = [
+        frame_where_in(
+            session, f"SELECT {', '.join(schema)} FROM {model.__tablename__} WHERE subject_id {{in}}", ids, schema
+        )
+        for model, schema in STATE_TABLES
+    ]
+    return ProfileState(*frames)
+
+
+def write_state(session: Session, state: ProfileState) -> int:
+    """Insert ``state`` (whose subjects have none stored); returns the rows written."""
+    frames = (state.daily, state.summary, state.interests, state.interest_counts)
+    for (model, _schema), frame in zip(STATE_TABLES, frames, strict=True):
+        bulk_insert(session, model, frame, ignore_conflicts=False)
+    return sum(frame.height for frame in frames)
+
+
+def drop(session: Session, subject_ids: Sequence[int]) -> None:
+    ids = sorted(set(subject_ids))
+    for model, _schema in STATE_TABLES:
+        column = model.__table__.c.subject_id
+        for start in range(0, len(ids), CHUNK):
+            session.execute(delete(model).where(column.in_(ids[start : start + CHUNK])))
+
+
+def events_of(session: Session, subject_ids: Sequence[int]) -> pl.DataFrame:
+    """Every stored event of ``subject_ids``, in the shape the state is built from."""
+    return frame_where_in(
+        session,
+        f"SELECT {', '.join(STATE_EVENT_SCHEMA)} FROM events WHERE subject_id {{in}}",
+        sorted(set(subject_ids)),
+        STATE_EVENT_SCHEMA,
+    )
+
+
+def recompute(session: Session, subject_ids: Sequence[int], config: InterestConfig) -> None:
+    """Rebuild from the events: the consenting subjects get fresh state, the others none."""
+    drop(session, subject_ids)
+    keep = consenting(session, subject_ids)
+    if keep:
+        write_state(session, state_of(events_of(session, keep).lazy(), config))
+
+
+def fold(session: Session, events: pl.DataFrame, config: InterestConfig, *, new_subjects: Collection[int]) -> None:
+    """Fold a batch of just-stored events (``STATE_EVENT_SCHEMA``) into their subjects' state.
+
+    A subject seen before whose state is missing (its consent to ``profiling`` is new, or a build
+    removed it) is recomputed from all its events instead, so state never covers only part of them.
+    """
+    touched = consenting(session, events["subject_id"].unique().to_list())
+    if not touched:
+        return
+    created = set(new_subjects)
+    known = [s for s in touched if s not in created]
+    with_state = {
+        int(row[0])
+        for row in select_where_in(session, "SELECT subject_id FROM profile_summary WHERE subject_id {in}", known)
+    }
+    missing = [s for s in known if s not in with_state]
+    if missing:
+        recompute(session, missing, config)
+    folded = [s for s in touched if s not in set(missing)]
+    if not folded:
+        return
+    incoming = state_of(events.filter(pl.col("subject_id").is_in(folded)).lazy(), config)
+    _accumulate(session, incoming, config)
+
+
+def _accumulate(session: Session, incoming: ProfileState, config: InterestConfig) -> None:
+    bulk_accumulate(
+        session,
+        ProfileDailyRow,
+        incoming.daily,
+        keys=["subject_id", "day", "type", "channel"],
+        add=["events", "amount"],
+    )
+    bulk_accumulate(
+        session,
+        ProfileSummaryRow,
+        incoming.summary,
+        keys=["subject_id"],
+        least=["first_seen", "first_purchase"],
+        greatest=["last_seen", "last_purchase"],
+    )
+    bulk_accumulate(
+        session,
+        ProfileInterestCountRow,
+        incoming.interest_counts,
+        keys=["subject_id", "topic", "type"],
+        add=["events"],
+        greatest=["last_seen"],
+    )
+    if incoming.interests.height:
+        stored = frame_where_in(
+            session,
+            "SELECT subject_id, topic, score, as_of FROM profile_interests WHERE subject_id {in}",
+            incoming.interests["subject_id"].unique().to_list(),
+            INTEREST_SCHEMA,
+        ).join(incoming.interests.select("subject_id", "topic"), on=["subject_id", "topic"], how="semi")
+        merged = combine(
+            [
+                ProfileState(
+                    DAILY_SCHEMA.to_frame(), SUMMARY_SCHEMA.to_frame(), stored, INTEREST_COUNT_SCHEMA.to_frame()
+                ),
+                ProfileState(
+                    DAILY_SCHEMA.to_frame(),
+                    SUMMARY_SCHEMA.to_frame(),
+                    incoming.interests,
+                    INTEREST_COUNT_SCHEMA.to_frame(),
+                ),
+            ],
+            config,
+        )
+        bulk_upsert(session, ProfileInterestRow, merged.interests, keys=["subject_id", "topic"], newer="as_of")
+
+
+def combine_subjects(session: Session, pairs: Sequence[tuple[int, int]], config: InterestConfig) -> None:
+    """Each (winner, loser): the loser's state joins its winner's and is removed; never lost, never twice."""
+    if not pairs:
+        return
+    winner_of = pl.DataFrame(
+        {"subject_id": [loser for _w, loser in pairs], "winner": [winner for winner, _l in pairs]},
+        schema={"subject_id": pl.Int64(), "winner": pl.Int64()},
+    )
+    involved = sorted({s for pair in pairs for s in pair})
+    stored = read_state(session, involved)
+    if stored.summary.height == 0:
+        return
+
+    def rekeyed(frame: pl.DataFrame) -> pl.DataFrame:
+        return (
+            frame.join(winner_of, on="subject_id", how="left")
+            .with_columns(pl.coalesce("winner", "subject_id").alias("subject_id"))
+            .drop("winner")
+        )
+
+    moved = ProfileState(
+        *(rekeyed(f) for f in (stored.daily, stored.summary, stored.interests, stored.interest_counts))
+    )
+    drop(session, involved)
+    write_state(session, combine([moved, ProfileState.empty()], config))
