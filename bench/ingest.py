@@ -65,6 +65,7 @@ from server.demo.load import ensure_partners
 from server.gc_tuning import tune_for_throughput
 from server.ingest import store
 from server.ingest.files import DEFAULT_CHUNK_SIZE, EventFile, FileFormat, import_chunks
+from server.profiles import store as profile_store
 from server.runtime import Runtime, build_runtime
 from server.settings import Settings
 from server.storage import migrate
@@ -155,6 +156,19 @@ def file_import(runtime: Runtime, parquet: Path) -> tuple[int, float]:
     with EventFile(parquet, FileFormat.PARQUET) as events:
         totals = import_chunks(runtime, events.chunks(CHUNK), source="bench-file")
     return totals.result.received, time.perf_counter() - started
+
+
+def file_import_without_profiles(url: str, directory: Path, keyring: Keyring, parquet: Path) -> float:
+    """(a) in a database of its own with the real-time profile fold switched off in this process:
+    (a) against this is what folding every chunk into the profile state costs."""
+    runtime = prepared_runtime(url, directory, keyring)
+    folding = profile_store.fold
+    profile_store.fold = lambda *_args, **_kwargs: None
+    try:
+        return file_import(runtime, parquet)[1]
+    finally:
+        profile_store.fold = folding
+        runtime.dispose()
 
 
 def file_baseline(runtime: Runtime, parquet: Path) -> tuple[int, float]:
@@ -308,6 +322,7 @@ class Figures:
     file_events: int
     file_rate: float
     file_baseline_rate: float
+    file_unfolded_rate: float
     http: list[HttpFigures]
 
 
@@ -320,6 +335,9 @@ def run_backend(
         try:
             received, baseline_seconds = file_baseline(runtime, parquet)
             _, import_seconds = file_import(runtime, parquet)
+            with database(backend, directory / "unfolded") as other_url:
+                (directory / "unfolded").mkdir(exist_ok=True)
+                unfolded_seconds = file_import_without_profiles(other_url, directory / "unfolded", keyring, parquet)
             http_figures: list[HttpFigures] = []
             if http:
                 one, many = (sum(len(b) for b in half) for half in batches)
@@ -336,6 +354,7 @@ def run_backend(
         file_events=received,
         file_rate=received / import_seconds,
         file_baseline_rate=received / baseline_seconds,
+        file_unfolded_rate=received / unfolded_seconds,
         http=http_figures,
     )
 
@@ -346,6 +365,10 @@ def print_table(figures: list[Figures]) -> None:
         print(
             f"{f.backend:<11} {'(a) file import, privacy path  vs (b) bare bulk insert':<62} "
             f"{f.file_rate:>9,.0f} {f.file_baseline_rate:>9,.0f} {f.file_rate / f.file_baseline_rate:>6.2f}"
+        )
+        print(
+            f"{'':<11} {'(a) file import  vs (a) without the real-time profile fold':<62} "
+            f"{f.file_rate:>9,.0f} {f.file_unfolded_rate:>9,.0f} {f.file_rate / f.file_unfolded_rate:>6.2f}"
         )
         for h in f.http:
             label = f"(c) GraphQL ingestEvents  vs (d) bare Starlette, {h.clients} client{'s' if h.clients > 1 else ''}"

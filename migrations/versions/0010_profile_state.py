@@ -1,4 +1,4 @@
-"""profile state: daily rollups, first and last times, decayed interests and their counts; build runs
+"""profile state: daily rollups, first and last times, decayed interests; build runs
 
 Revision ID: 0010
 Revises: 0009
@@ -48,15 +48,6 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("subject_id", "topic", name=op.f("pk_profile_interests")),
     )
     op.create_table(
-        "profile_interest_counts",
-        sa.Column("subject_id", sa.BigInteger(), nullable=False),
-        sa.Column("topic", sa.String(length=128), nullable=False),
-        sa.Column("type", sa.String(length=48), nullable=False),
-        sa.Column("events", sa.BigInteger(), nullable=False),
-        sa.Column("last_seen", UtcDateTime(), nullable=False),
-        sa.PrimaryKeyConstraint("subject_id", "topic", "type", name=op.f("pk_profile_interest_counts")),
-    )
-    op.create_table(
         "profile_builds",
         sa.Column("id", AutoBigInteger, nullable=False),
         sa.Column("status", sa.String(length=16), nullable=False),
@@ -80,5 +71,5 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_index(op.f("ix_profile_builds_status"), table_name="profile_builds")
-    for table in ("profile_builds", "profile_interest_counts", "profile_interests", "profile_summary", "profile_daily"):
+    for table in ("profile_builds", "profile_interests", "profile_summary", "profile_daily"):
         op.drop_table(table)

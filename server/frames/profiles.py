@@ -1,8 +1,11 @@
 """Columns of the profile state, as the real-time fold, the batch build and the reads share them.
 
 The state is what both evaluators write (``server.profiles.state``): additive daily rollups, first
-and last times, and decayed interest accumulators. Everything a profile shows is computed from it
-when read (``server.profiles.features``), so there is one definition of each feature.
+and last times, and decayed interest accumulators per topic an event named (a parent topic's
+interest is summed from its own and its descendants' when read). Everything a profile shows is
+computed from it when read (``server.profiles.features``), so there is one definition of each
+feature; the explanation of a score (events by type, last seen) is read, exactly, from the
+subject's own events when asked.
 
 ``STATE_EVENT_SCHEMA`` is the shape of the events the state is folded from: the stored events'
 own columns, whether they come from an ingest batch or a bulk read of the events table.
@@ -16,7 +19,6 @@ import polars as pl
 
 __all__ = [
     "DAILY_SCHEMA",
-    "INTEREST_COUNT_SCHEMA",
     "INTEREST_SCHEMA",
     "PURCHASE",
     "STATE_EVENT_SCHEMA",
@@ -66,15 +68,5 @@ INTEREST_SCHEMA: Final = pl.Schema(
         "topic": pl.String(),
         "score": pl.Float64(),  # the decayed sum of weights, as of ``as_of``
         "as_of": TIMESTAMP,  # the latest event folded in
-    }
-)
-
-INTEREST_COUNT_SCHEMA: Final = pl.Schema(
-    {
-        "subject_id": pl.Int64(),
-        "topic": pl.String(),
-        "type": pl.String(),
-        "events": pl.Int64(),
-        "last_seen": TIMESTAMP,
     }
 )

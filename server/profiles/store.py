@@ -22,7 +22,6 @@ from sqlalchemy.orm import Session
 from privacy.purposes import Purpose
 from server.frames.profiles import (
     DAILY_SCHEMA,
-    INTEREST_COUNT_SCHEMA,
     INTEREST_SCHEMA,
     STATE_EVENT_SCHEMA,
     SUMMARY_SCHEMA,
@@ -34,7 +33,6 @@ from server.storage.bulk import bulk_accumulate, bulk_insert, bulk_upsert
 from server.storage.lookup import frame_where_in, select_where_in
 from server.storage.tables import (
     ProfileDailyRow,
-    ProfileInterestCountRow,
     ProfileInterestRow,
     ProfileSummaryRow,
 )
@@ -45,7 +43,6 @@ STATE_TABLES: tuple[tuple[type[Base], pl.Schema], ...] = (
     (ProfileDailyRow, DAILY_SCHEMA),
     (ProfileSummaryRow, SUMMARY_SCHEMA),
     (ProfileInterestRow, INTEREST_SCHEMA),
-    (ProfileInterestCountRow, INTEREST_COUNT_SCHEMA),
 )
 CHUNK = 5_000
 
@@ -74,7 +71,7 @@ def read_state(session: Session, subject_ids: Sequence[int]) -> ProfileState:
 
 def write_state(session: Session, state: ProfileState) -> int:
     """Insert ``state`` (whose subjects have none stored); returns the rows written."""
-    frames = (state.daily, state.summary, state.interests, state.interest_counts)
+    frames = (state.daily, state.summary, state.interests)
     for (model, _schema), frame in zip(STATE_TABLES, frames, strict=True):
         bulk_insert(session, model, frame, ignore_conflicts=False)
     return sum(frame.height for frame in frames)
@@ -128,6 +125,14 @@ def fold(session: Session, events: pl.DataFrame, config: InterestConfig, *, new_
     if not folded:
         return
     incoming = state_of(events.filter(pl.col("subject_id").is_in(folded)).lazy(), config)
+    fresh = [s for s in folded if s in created]
+    if len(fresh) == len(folded):
+        write_state(session, incoming)  # nothing stored to fold into: plain inserts
+        return
+    if fresh:
+        new_ones = pl.col("subject_id").is_in(fresh)
+        write_state(session, incoming.where(new_ones))
+        incoming = incoming.where(~new_ones)
     _accumulate(session, incoming, config)
 
 
@@ -147,14 +152,6 @@ def _accumulate(session: Session, incoming: ProfileState, config: InterestConfig
         least=["first_seen", "first_purchase"],
         greatest=["last_seen", "last_purchase"],
     )
-    bulk_accumulate(
-        session,
-        ProfileInterestCountRow,
-        incoming.interest_counts,
-        keys=["subject_id", "topic", "type"],
-        add=["events"],
-        greatest=["last_seen"],
-    )
     if incoming.interests.height:
         stored = frame_where_in(
             session,
@@ -164,15 +161,8 @@ def _accumulate(session: Session, incoming: ProfileState, config: InterestConfig
         ).join(incoming.interests.select("subject_id", "topic"), on=["subject_id", "topic"], how="semi")
         merged = combine(
             [
-                ProfileState(
-                    DAILY_SCHEMA.to_frame(), SUMMARY_SCHEMA.to_frame(), stored, INTEREST_COUNT_SCHEMA.to_frame()
-                ),
-                ProfileState(
-                    DAILY_SCHEMA.to_frame(),
-                    SUMMARY_SCHEMA.to_frame(),
-                    incoming.interests,
-                    INTEREST_COUNT_SCHEMA.to_frame(),
-                ),
+                ProfileState(DAILY_SCHEMA.to_frame(), SUMMARY_SCHEMA.to_frame(), stored),
+                ProfileState(DAILY_SCHEMA.to_frame(), SUMMARY_SCHEMA.to_frame(), incoming.interests),
             ],
             config,
         )
@@ -199,8 +189,6 @@ def combine_subjects(session: Session, pairs: Sequence[tuple[int, int]], config:
             .drop("winner")
         )
 
-    moved = ProfileState(
-        *(rekeyed(f) for f in (stored.daily, stored.summary, stored.interests, stored.interest_counts))
-    )
+    moved = ProfileState(*(rekeyed(f) for f in (stored.daily, stored.summary, stored.interests)))
     drop(session, involved)
     write_state(session, combine([moved, ProfileState.empty()], config))

@@ -14,7 +14,6 @@ from server.storage.tables.privacy import (
 from server.storage.tables.profiles import (
     ProfileBuildRow,
     ProfileDailyRow,
-    ProfileInterestCountRow,
     ProfileInterestRow,
     ProfileSummaryRow,
 )
@@ -35,7 +34,6 @@ __all__ = [
     "PartnerRow",
     "ProfileBuildRow",
     "ProfileDailyRow",
-    "ProfileInterestCountRow",
     "ProfileInterestRow",
     "ProfileSummaryRow",
     "SubjectKeyRow",

@@ -54,19 +54,6 @@ class ProfileInterestRow(Base):
     as_of: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
-class ProfileInterestCountRow(Base):
-    """The explanation of an interest: its events by type and the last one's time."""
-
-    __tablename__ = "profile_interest_counts"
-    __table_args__ = (PrimaryKeyConstraint("subject_id", "topic", "type"),)
-
-    subject_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
-    topic: Mapped[str] = mapped_column(String(128), primary_key=True)
-    type: Mapped[str] = mapped_column(String(48), primary_key=True)
-    events: Mapped[int] = mapped_column(BigInteger)
-    last_seen: Mapped[datetime] = mapped_column(UtcDateTime)
-
-
 class ProfileBuildRow(Base):
     """One batch build: what it was asked, how far it got, how it ended. Never a subject id.
 
