@@ -13,7 +13,6 @@ from tests.support.live_server import LiveServer
 
 INGEST = """
 mutation($batch: EventBatchInput!) { ingestEvents(batch: $batch) { accepted rejected { index code } } }"""
-# The README tour's query, as written there.
 PROFILE = """
 query($identifier: IdentifierInput!) {
   profile(identifier: $identifier) {
