@@ -280,13 +280,15 @@ def top_interests(
     Each accumulator decays to ``as_of`` (``raw``) and scores ``raw / (raw + saturation)``. A
     parent topic is an entry of its own: its accumulator already holds its children's events.
     Sensitive topics (GDPR Art. 9: ``taxonomy.is_sensitive``) are never shown, and a bot-like
-    subject shows none. Ties rank by topic id, so the order is stable.
+    subject shows none, nor does a subject without an event up to ``as_of``'s day (it has no
+    profile then). Ties rank by topic id, so the order is stable.
     """
     moment = pl.lit(as_of.astimezone(UTC), dtype=TIMESTAMP)
     elapsed = pl.when(pl.col("as_of") < moment).then(moment - pl.col("as_of")).otherwise(pl.lit(timedelta(0)))
     raw = pl.col("score") * decay_factor(elapsed, pl.col("half_life_days"))
     shown = taxonomy.frame.lazy().filter(~pl.col("sensitive")).select(pl.col("id").alias("topic"), "name")
-    flagged = bot_like(inputs.daily, as_of=as_of, events_per_day=config.bot_events_per_day).filter("bot_like")
+    # Subjects with an event up to as_of (as ``features`` has them), bot-like ones left out.
+    people = bot_like(inputs.daily, as_of=as_of, events_per_day=config.bot_events_per_day).filter(~pl.col("bot_like"))
     explanations = inputs.interest_counts.group_by("subject_id", "topic").agg(
         last_seen=pl.col("last_seen").max(),
         counts=pl.struct("type", "events").sort_by("type"),
@@ -295,7 +297,7 @@ def top_interests(
     return (
         inputs.interests.join(config.interests.half_lives().lazy(), on="topic", how="inner")
         .join(shown, on="topic", how="inner")
-        .join(flagged, on="subject_id", how="anti")
+        .join(people, on="subject_id", how="semi")
         .with_columns(raw=raw)
         .with_columns(score=pl.col("raw") / (pl.col("raw") + saturation))
         .sort(["subject_id", "score", "topic"], descending=[False, True, False])

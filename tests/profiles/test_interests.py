@@ -38,7 +38,9 @@ def test_the_saturation_is_configuration() -> None:
 
 
 def test_a_read_before_the_last_event_does_not_grow_the_accumulator() -> None:
-    inputs = inputs_of([(1, "purchase", "web", AS_OF, "travel", 12.0)])
+    inputs = inputs_of(
+        [(1, "page_view", "web", days_ago(20), None, None), (1, "purchase", "web", AS_OF, "travel", 12.0)]
+    )
     [early] = interests(
         top_interests(inputs, as_of=AS_OF - timedelta(days=10), config=CONFIG, taxonomy=TAXONOMY).collect()
     )
@@ -117,3 +119,11 @@ def test_a_bot_like_subject_shows_no_interests() -> None:
     frame = top_interests(inputs_of(events), as_of=AS_OF, config=config, taxonomy=TAXONOMY).collect()
     assert interests(frame, 1) == []
     assert [i["topic"] for i in interests(frame, 2)] == ["travel"]
+
+
+def test_a_subject_without_an_event_up_to_the_as_of_day_shows_no_interests() -> None:
+    inputs = inputs_of(
+        [(1, "page_view", "web", AS_OF, "travel", None), (2, "page_view", "web", days_ago(3), "travel", None)]
+    )
+    frame = top_interests(inputs, as_of=days_ago(2), config=CONFIG, taxonomy=TAXONOMY).collect()
+    assert frame["subject_id"].to_list() == [2]
