@@ -43,6 +43,7 @@ def wrong_arrows(package: str, forbidden: tuple[str, ...], *, allowed_files: fro
         ("privacy", ("server", "schema", "strawberry", "starlette", "graphql")),
         ("server/frames", ("server.ingest", "server.identity", "server.consent", "schema")),
         ("server/identity", ("server.ingest", "schema")),
+        ("server/profiles", ("server.ingest", "schema")),
     ],
 )
 def test_a_lower_layer_imports_nothing_above_it(package: str, forbidden: tuple[str, ...]) -> None:

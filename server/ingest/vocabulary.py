@@ -5,25 +5,26 @@ from __future__ import annotations
 import enum
 from typing import Final
 
-# Ordered, because the demo generator indexes into them and must stay deterministic.
-CHANNEL_ORDER: Final = ("web", "app", "email", "ads", "offline", "partner")
-EVENT_TYPE_ORDER: Final = (
-    "page_view",
-    "click",
-    "search",
-    "purchase",
-    "add_to_cart",
-    "email_open",
-    "email_click",
-    "ad_impression",
-    "ad_click",
-    "signup",
-    "app_open",
-    "store_visit",
+# The vocabulary of types and channels lives with the frame contracts (profiles read it too and
+# may not import ingestion); it is re-exported here so that ingestion's callers keep their imports.
+from server.frames.vocabulary import (
+    ADVERTISING_EVENT_TYPES,
+    CHANNEL_ORDER,
+    CHANNELS,
+    EVENT_TYPE_ORDER,
+    EVENT_TYPES,
 )
-CHANNELS: Final = frozenset(CHANNEL_ORDER)
-EVENT_TYPES: Final = frozenset(EVENT_TYPE_ORDER)
-ADVERTISING_EVENT_TYPES: Final = frozenset({"ad_impression", "ad_click"})
+
+__all__ = [
+    "ADVERTISING_EVENT_TYPES",
+    "CHANNELS",
+    "CHANNEL_ORDER",
+    "EVENT_TYPES",
+    "EVENT_TYPE_ORDER",
+    "REJECT_MESSAGES",
+    "REJECT_SETTINGS",
+    "RejectCode",
+]
 
 
 class RejectCode(enum.StrEnum):
