@@ -23,7 +23,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from typing import Final
 
 import polars as pl
@@ -31,7 +31,7 @@ import polars as pl
 from server.frames.profiles import PURCHASE, TIMESTAMP
 from server.frames.vocabulary import CHANNEL_ORDER
 from server.profiles.config import LifecycleRules, ProfileConfig
-from server.profiles.state import ProfileState, decay_factor
+from server.profiles.state import ProfileState, decayed_interests
 from server.profiles.tiers import tier_expr
 from server.taxonomy.taxonomy import Taxonomy
 
@@ -116,25 +116,33 @@ INTEREST_SCHEMA: Final = pl.Schema(
 
 @dataclass(frozen=True, slots=True)
 class FeatureInputs:
-    """What features are computed from, for a set of subjects: the four state frames
-    (``server.frames.profiles``), declared traits and identities (``server.frames.subjects``)."""
+    """What features are computed from, for a set of subjects: the state frames
+    (``server.frames.profiles``), declared traits and identities (``server.frames.subjects``), and,
+    where interests are to be explained, the subjects' stored events (``STATE_EVENT_SCHEMA``)."""
 
     daily: pl.LazyFrame
     summary: pl.LazyFrame
     interests: pl.LazyFrame
-    interest_counts: pl.LazyFrame
     traits: pl.LazyFrame
     identities: pl.LazyFrame
+    events: pl.LazyFrame | None = None
 
     @classmethod
-    def of(cls, state: ProfileState, *, traits: pl.DataFrame, identities: pl.DataFrame) -> FeatureInputs:
+    def of(
+        cls,
+        state: ProfileState,
+        *,
+        traits: pl.DataFrame,
+        identities: pl.DataFrame,
+        events: pl.DataFrame | None = None,
+    ) -> FeatureInputs:
         return cls(
             daily=state.daily.lazy(),
             summary=state.summary.lazy(),
             interests=state.interests.lazy(),
-            interest_counts=state.interest_counts.lazy(),
             traits=traits.lazy(),
             identities=identities.lazy(),
+            events=None if events is None else events.lazy(),
         )
 
 
@@ -268,6 +276,26 @@ def features(
     )
 
 
+def explanations(events: pl.LazyFrame, *, as_of: datetime, config: ProfileConfig, taxonomy: Taxonomy) -> pl.LazyFrame:
+    """(subject_id, topic, last_seen, counts by type) from the events up to ``as_of``, each counted
+    for the topics it names and their ancestors (once per topic), as the scores are summed; a
+    sensitive topic an event names counts for nothing, as in the scores."""
+    moment = pl.lit(as_of.astimezone(UTC), dtype=TIMESTAMP)
+    return (
+        events.filter(pl.col("topics").is_not_null() & (pl.col("occurred_at") <= moment))
+        .with_row_index("_event")
+        .select("_event", "subject_id", "type", "occurred_at", pl.col("topics").str.split(";").alias("named"))
+        .explode("named")
+        .filter(~pl.col("named").is_in(sorted(taxonomy.sensitive_ids)))
+        .join(config.interests.lineage.lazy(), left_on="named", right_on="topic", how="inner")
+        .unique(subset=["_event", "counted_as"])
+        .group_by("subject_id", pl.col("counted_as").alias("topic"), "type")
+        .agg(events=pl.len().cast(pl.Int64), last_seen=pl.col("occurred_at").max())
+        .group_by("subject_id", "topic")
+        .agg(last_seen=pl.col("last_seen").max(), counts=pl.struct("type", "events").sort_by("type"))
+    )
+
+
 def top_interests(
     inputs: FeatureInputs,
     *,
@@ -277,33 +305,33 @@ def top_interests(
 ) -> pl.LazyFrame:
     """The ``config.top_k`` strongest interests per subject, with their explanations (``INTEREST_SCHEMA``).
 
-    Each accumulator decays to ``as_of`` (``raw``) and scores ``raw / (raw + saturation)``. A
-    parent topic is an entry of its own: its accumulator already holds its children's events.
-    Sensitive topics (GDPR Art. 9: ``taxonomy.is_sensitive``) are never shown, and a bot-like
-    subject shows none, nor does a subject without an event up to ``as_of``'s day (it has no
-    profile then). Ties rank by topic id, so the order is stable.
+    Each accumulator decays to ``as_of`` and a parent topic sums its own and its descendants'
+    (``decayed_interests``: ``raw``), scoring ``raw / (raw + saturation)``. Sensitive topics (GDPR
+    Art. 9: ``taxonomy.is_sensitive``) are never shown and never counted into a parent's score.
+    A bot-like subject shows none, nor does a subject without an event up to ``as_of``'s day (it
+    has no profile then). Ties rank by topic id, so the order is stable. Explanations come from
+    ``inputs.events`` when given (null otherwise).
     """
-    moment = pl.lit(as_of.astimezone(UTC), dtype=TIMESTAMP)
-    elapsed = pl.when(pl.col("as_of") < moment).then(moment - pl.col("as_of")).otherwise(pl.lit(timedelta(0)))
-    raw = pl.col("score") * decay_factor(elapsed, pl.col("half_life_days"))
     shown = taxonomy.frame.lazy().filter(~pl.col("sensitive")).select(pl.col("id").alias("topic"), "name")
     # Subjects with an event up to as_of (as ``features`` has them), bot-like ones left out.
     people = bot_like(inputs.daily, as_of=as_of, events_per_day=config.bot_events_per_day).filter(~pl.col("bot_like"))
-    explanations = inputs.interest_counts.group_by("subject_id", "topic").agg(
-        last_seen=pl.col("last_seen").max(),
-        counts=pl.struct("type", "events").sort_by("type"),
-    )
     saturation = config.interests.saturation
-    return (
-        inputs.interests.join(config.interests.half_lives().lazy(), on="topic", how="inner")
+    ranked = (
+        decayed_interests(inputs.interests.join(shown, on="topic", how="semi"), config.interests, as_of)
         .join(shown, on="topic", how="inner")
         .join(people, on="subject_id", how="semi")
-        .with_columns(raw=raw)
+        .join(config.interests.half_lives().lazy(), on="topic", how="inner")
         .with_columns(score=pl.col("raw") / (pl.col("raw") + saturation))
         .sort(["subject_id", "score", "topic"], descending=[False, True, False])
         .with_columns(rank=pl.int_range(1, pl.len() + 1, dtype=pl.Int64).over("subject_id"))
         .filter(pl.col("rank") <= config.top_k)
-        .join(explanations, on=["subject_id", "topic"], how="left")
-        .select(pl.col(name).cast(dtype) for name, dtype in INTEREST_SCHEMA.items())
-        .sort("subject_id", "rank")
     )
+    if inputs.events is not None:
+        ranked = ranked.join(
+            explanations(inputs.events, as_of=as_of, config=config, taxonomy=taxonomy),
+            on=["subject_id", "topic"],
+            how="left",
+        )
+    else:
+        ranked = ranked.with_columns(last_seen=pl.lit(None, dtype=TIMESTAMP), counts=pl.lit(None))
+    return ranked.select(pl.col(name).cast(dtype) for name, dtype in INTEREST_SCHEMA.items()).sort("subject_id", "rank")

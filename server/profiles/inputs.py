@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from server.frames.subjects import IDENTITY_SCHEMA, TRAIT_SCHEMA
 from server.profiles.features import FeatureInputs
-from server.profiles.store import read_state
+from server.profiles.store import events_of, read_state
 from server.storage.lookup import frame_where_in
 from server.storage.tables import IdentityRow, SubjectTraitsRow
 
@@ -39,9 +39,12 @@ def identities_of(session: Session, subject_ids: Sequence[int]) -> pl.DataFrame:
     )
 
 
-def feature_inputs(session: Session, subject_ids: Sequence[int]) -> FeatureInputs:
+def feature_inputs(session: Session, subject_ids: Sequence[int], *, explained: bool = False) -> FeatureInputs:
+    """``explained``: also read the subjects' events, which interest explanations are counted from
+    (a profile read of one person; not for populations)."""
     return FeatureInputs.of(
         read_state(session, subject_ids),
         traits=traits_of(session, subject_ids),
         identities=identities_of(session, subject_ids),
+        events=events_of(session, subject_ids) if explained else None,
     )

@@ -144,7 +144,7 @@ def read_profile(
     """The subject's profile as of ``now``, or None without ``profiling`` consent or state. Not audited."""
     if not consenting(session, [subject_id]):
         return None
-    inputs = feature_inputs(session, [subject_id])
+    inputs = feature_inputs(session, [subject_id], explained=True)
     cut_points = latest_cut_points(session)
     row, interests = pl.collect_all(
         [

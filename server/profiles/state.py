@@ -111,13 +111,29 @@ def summary_of(events: pl.LazyFrame) -> pl.LazyFrame:
 
 
 def _named_topics(events: pl.LazyFrame, config: InterestConfig) -> pl.LazyFrame:
-    """One row per (event, topic it names), with the topic's half-life; parents are not expanded
-    here but summed when read (``decayed_interests``), which keeps the state a third the size."""
-    return (
-        events.filter(pl.col("topics").is_not_null())
-        .select("subject_id", "type", "occurred_at", pl.col("topics").str.split(";").alias("topic"))
+    """One row per (event, topic it names), with the topic's half-life.
+
+    Parents are not expanded here but summed when read (``decayed_interests``), which keeps the
+    state a third the size; so a topic an event names beside one of its descendants is dropped
+    (the descendant carries the event to it), and a topic named twice counts once. Events naming
+    one topic, nearly all of them, skip that check.
+    """
+    named = events.filter(pl.col("topics").is_not_null()).select("subject_id", "type", "occurred_at", "topics")
+    several = pl.col("topics").str.contains(";", literal=True)
+    single = named.filter(~several).rename({"topics": "topic"})
+    listed = (
+        named.filter(several)
+        .with_row_index("_event")
+        .with_columns(pl.col("topics").str.split(";").alias("topic"))
+        .drop("topics")
         .explode("topic")
-        .join(config.half_lives().lazy(), on="topic", how="inner")
+        .unique(subset=["_event", "topic"])
+    )
+    strict_ancestors = config.lineage.lazy().filter(pl.col("topic") != pl.col("counted_as"))
+    covered = listed.join(strict_ancestors, on="topic", how="inner").select("_event", topic="counted_as")
+    deepest = listed.join(covered, on=["_event", "topic"], how="anti").drop("_event")
+    return pl.concat([single, deepest.select(single.collect_schema().names())]).join(
+        config.half_lives().lazy(), on="topic", how="inner"
     )
 
 

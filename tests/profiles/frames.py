@@ -43,4 +43,5 @@ def inputs_of(
         state_of(frame.lazy(), config.interests),
         traits=pl.DataFrame(list(traits), schema=TRAIT_SCHEMA, orient="row"),
         identities=pl.DataFrame(list(identities), schema=IDENTITY_SCHEMA, orient="row"),
+        events=frame,
     )

@@ -105,11 +105,19 @@ def test_half_lives_come_from_the_configuration() -> None:
     ]
 
 
-def test_sensitive_topics_are_never_shown() -> None:
-    events = [(1, "purchase", "web", AS_OF, "healthy-living/weight-loss", 20.0)]
+def test_sensitive_topics_are_never_shown_nor_counted_into_their_parents() -> None:
+    """A special category (GDPR Art. 9) must not leak through its parent's score either."""
+    events = [
+        (1, "purchase", "web", AS_OF, "healthy-living/weight-loss", 20.0),
+        (1, "page_view", "web", AS_OF, "healthy-living/nutrition", None),
+    ]
     found = interests(top_interests(inputs_of(events), as_of=AS_OF, config=CONFIG, taxonomy=TAXONOMY).collect())
     assert TAXONOMY.is_sensitive("healthy-living/weight-loss")
-    assert [i["topic"] for i in found] == ["healthy-living"]  # the parent is not a special category
+    assert not TAXONOMY.is_sensitive("healthy-living")
+    by_topic = {i["topic"]: i for i in found}
+    assert set(by_topic) == {"healthy-living", "healthy-living/nutrition"}
+    assert by_topic["healthy-living"]["raw"] == pytest.approx(1.0)  # the view only, not the purchase's 5
+    assert by_topic["healthy-living"]["counts"] == [{"type": "page_view", "events": 1}]
 
 
 def test_a_bot_like_subject_shows_no_interests() -> None:
