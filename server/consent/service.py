@@ -25,6 +25,7 @@ from privacy.consent import (
     PrivacySignal,
 )
 from privacy.purposes import Purpose
+from server.profiles import store as profiles
 from server.storage.bulk import bulk_insert, bulk_upsert
 from server.storage.lookup import frame_where_in
 from server.storage.tables import ConsentRecordRow, ConsentStateRow, PartnerRow
@@ -136,6 +137,18 @@ def record_frame(session: Session, ledger: pl.DataFrame) -> None:
         keys=STATE_KEYS,
         newer="since",
     )
+    _forget_withdrawn_profiles(session, latest)
+
+
+def _forget_withdrawn_profiles(session: Session, latest: pl.DataFrame) -> None:
+    """A profile exists only under ``profiling`` consent: a withdrawal in force drops its state at
+    once, so that nothing folded before it is built on after a later grant (which recomputes)."""
+    withdrawn = latest.filter(
+        (pl.col("purpose") == ConsentPurpose.PROFILING.value) & (pl.col("partner_id") == 0) & ~pl.col("granted")
+    )["subject_id"].to_list()
+    if withdrawn:
+        still_granted = set(profiles.consenting(session, withdrawn))
+        profiles.drop(session, [subject for subject in withdrawn if subject not in still_granted])
 
 
 def record_signal(

@@ -107,13 +107,16 @@ def fold(session: Session, events: pl.DataFrame, config: InterestConfig, *, new_
     """Fold a batch of just-stored events (``STATE_EVENT_SCHEMA``) into their subjects' state.
 
     A subject seen before whose state is missing (its consent to ``profiling`` is new, or a build
-    removed it) is recomputed from all its events instead, so state never covers only part of them.
+    removed it) is recomputed from all its events instead, so state never covers only part of
+    them; a subject without the consent keeps no state (a withdrawal recorded elsewhere already
+    dropped it: ``server.consent.service``).
     """
-    touched = consenting(session, events["subject_id"].unique().to_list())
-    if not touched:
+    touched = events["subject_id"].unique().to_list()
+    granted = consenting(session, touched)
+    if not granted:
         return
     created = set(new_subjects)
-    known = [s for s in touched if s not in created]
+    known = [s for s in granted if s not in created]
     with_state = {
         int(row[0])
         for row in select_where_in(session, "SELECT subject_id FROM profile_summary WHERE subject_id {in}", known)
@@ -121,7 +124,7 @@ def fold(session: Session, events: pl.DataFrame, config: InterestConfig, *, new_
     missing = [s for s in known if s not in with_state]
     if missing:
         recompute(session, missing, config)
-    folded = [s for s in touched if s not in set(missing)]
+    folded = [s for s in granted if s in created or s in with_state]
     if not folded:
         return
     incoming = state_of(events.filter(pl.col("subject_id").is_in(folded)).lazy(), config)

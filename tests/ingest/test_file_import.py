@@ -38,6 +38,7 @@ from server.settings import Settings
 from server.storage.tables import AuditEntryRow, EventRow, SubjectRow
 from server.taxonomy import load_taxonomy
 from tests.conftest import fresh_database_url
+from tests.profiles.state_checks import assert_state_follows_events
 from tests.support.state import by_person
 
 PEOPLE = 60
@@ -253,6 +254,7 @@ def test_a_crash_mid_import_then_a_rerun_stores_exactly_what_a_clean_import_does
     partial = events_count(crashed)
 
     assert process.returncode == -signal.SIGKILL, "the import must be killed, not finish"
+    assert_state_follows_events(crashed.runtime)  # killed mid-chunk: events and profile state never apart
     rerun = audience(*arguments, target=crashed)
 
     assert rerun.code == reference.code == 0
@@ -262,6 +264,8 @@ def test_a_crash_mid_import_then_a_rerun_stores_exactly_what_a_clean_import_does
     assert events_count(crashed) == events_count(clean)
     assert crashed.active_subjects() == clean.active_subjects()
     assert by_person(crashed.runtime) == by_person(clean.runtime), "the same people with the same ledger and states"
+    assert_state_follows_events(crashed.runtime)
+    assert_state_follows_events(clean.runtime)
 
 
 def test_the_rejected_report_names_records_by_number_and_holds_no_values(
