@@ -16,6 +16,7 @@ otherwise. ``h`` is the half-life of the topic, in days.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -64,6 +65,18 @@ class ProfileState:
 
     def subjects(self) -> pl.Series:
         return self.summary["subject_id"]
+
+    def without(self, subject_ids: Sequence[int]) -> ProfileState:
+        """The state of every other subject."""
+        if not subject_ids:
+            return self
+        keep = ~pl.col("subject_id").is_in(list(subject_ids))
+        return ProfileState(
+            self.daily.filter(keep),
+            self.summary.filter(keep),
+            self.interests.filter(keep),
+            self.interest_counts.filter(keep),
+        )
 
 
 def decay_factor(elapsed: pl.Expr, half_life_days: pl.Expr) -> pl.Expr:
