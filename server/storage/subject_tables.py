@@ -104,6 +104,7 @@ __all__ = [
     "SubjectTable",
     "holds_subject_id",
     "schema_drift",
+    "steps_of",
     "subject_table",
 ]
 
@@ -306,9 +307,15 @@ class Step(Generic[P]):
     tables: tuple[SubjectTable, ...]
 
 
-def _steps(policy_of: Callable[[SubjectTable], P], tables: Sequence[SubjectTable]) -> tuple[Step[P], ...]:
-    """Runs of consecutive tables under one policy; a policy declared in two places is refused,
-    since its step would run twice (the profile state combined twice, say)."""
+def steps_of(
+    policy_of: Callable[[SubjectTable], P], tables: Sequence[SubjectTable], order: Sequence[tuple[P, P, str]]
+) -> tuple[Step[P], ...]:
+    """An operation's steps: runs of consecutive tables under one policy, in declared order.
+
+    Refused: a policy declared in two places (its step would run twice: the profile state
+    combined twice, say), and an order that puts a policy after one that needs it done (``order``
+    holds (first, then, why) rules).
+    """
     steps: list[Step[P]] = []
     for table in tables:
         policy = policy_of(table)
@@ -318,14 +325,11 @@ def _steps(policy_of: Callable[[SubjectTable], P], tables: Sequence[SubjectTable
             raise ValueError(f"{table.name}: the tables under {policy!r} must be declared together")
         else:
             steps.append(Step(policy, (table,)))
-    return tuple(steps)
-
-
-def _check_order(steps: Sequence[Step[P]], rules: Sequence[tuple[P, P, str]]) -> None:
     position = {step.policy: n for n, step in enumerate(steps)}
-    for first, then, why in rules:
+    for first, then, why in order:
         if first in position and then in position and position[first] > position[then]:
             raise ValueError(f"{first!r} must come before {then!r}: {why}")
+    return tuple(steps)
 
 
 MERGE_ORDER: Final[tuple[tuple[MergePolicy, MergePolicy, str], ...]] = (
@@ -338,10 +342,8 @@ SPLIT_ORDER: Final[tuple[tuple[SplitPolicy, SplitPolicy, str], ...]] = (
     (SplitPolicy.BY_ORIGIN, SplitPolicy.RECOMPUTE, "each side's profile is recomputed from the events it got back"),
 )
 
-MERGE_STEPS: Final = _steps(lambda table: table.merge, SUBJECT_TABLES)
-SPLIT_STEPS: Final = _steps(lambda table: table.split, SUBJECT_TABLES)
-_check_order(MERGE_STEPS, MERGE_ORDER)
-_check_order(SPLIT_STEPS, SPLIT_ORDER)
+MERGE_STEPS: Final = steps_of(lambda table: table.merge, SUBJECT_TABLES, MERGE_ORDER)
+SPLIT_STEPS: Final = steps_of(lambda table: table.split, SUBJECT_TABLES, SPLIT_ORDER)
 
 
 # --- the live schema against the registry ---------------------------------------------------
