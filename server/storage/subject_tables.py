@@ -60,9 +60,10 @@ Export policies (what the access export shows the person), each with the export'
 ``INCLUDE`` (the rows as stored), ``DECRYPT`` (the rows decrypted with the subject's key: PII) and
 ``EXCLUDE`` (nothing: keys and rebuild marks are machinery, not data about the person).
 
-Order. Merge, split and erasure run their steps in declared order; a policy's tables are declared
-together and handled in one step (the four profile tables are combined once, not four times).
-``MERGE_ORDER`` and ``SPLIT_ORDER`` list the constraints this order must keep, checked at import:
+Order. Merge and split run their steps (``MERGE_STEPS``, ``SPLIT_STEPS``, built by ``steps_of``)
+in declared order; a policy's tables are declared together and handled in one step (the four
+profile tables are combined once, not four times). Erasure goes table by table in the same order.
+``MERGE_ORDER`` and ``SPLIT_ORDER`` list the constraints the order must keep, checked at import:
 
 - consent is merged before anything reads the winner's consent (the profile step asks who
   consents to ``profiling``); the losers' consent state rows are dropped inside that step, after
