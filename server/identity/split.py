@@ -1,11 +1,16 @@
 """Splitting a wrong merge: what the loser brought to the winner goes back to the loser.
 
+What a split does to each table is declared once, in ``server.storage.subject_tables``; this
+module holds one step per ``SplitPolicy`` and runs the registry's steps in their declared order.
+A policy without a step, or a step given tables it is not written for, fails at import.
+
 A merge keeps ``origin_subject_id`` on every identity and event it moves and journals the pair
 in ``identity_merges``; a split reads both. Rows whose origin is the loser, or a subject that
 had been merged into the loser before (followed through the journal, so a chain of merges
-comes apart one link at a time), move back from the winner. The loser becomes active again
-with a new data key, since its old one was destroyed at the merge. Both subjects are marked for
-a rebuild of their derived data, as at the merge.
+comes apart one link at a time), move back from the winner. Both sides' profile state is
+recomputed from the events each holds afterwards. The loser becomes active again with a new data
+key, since its old one was destroyed at the merge. Both subjects are marked for a rebuild of
+their derived data, as at the merge.
 
 What a split cannot give back, on purpose:
 
@@ -35,20 +40,24 @@ Refusals are ``SplitError`` with a ``code``::
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Final
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from privacy.field_crypto import new_data_key
 from server.identity.rebuilds import RebuildReason, mark_for_rebuild
 from server.profiles import store as profiles
 from server.runtime import UnitOfWork
-from server.storage.tables import EventRow, IdentityMergeRow, IdentityRow, SubjectKeyRow, SubjectRow
+from server.storage.subject_tables import SPLIT_STEPS, SplitPolicy, SubjectTable
+from server.storage.tables import IdentityMergeRow, SubjectKeyRow, SubjectRow
 
 MERGED = "merged"
 ACTIVE = "active"
+IDENTITIES, EVENTS = "identities", "events"
 
 
 class SplitErrorCode(enum.StrEnum):
@@ -142,40 +151,121 @@ def split_merge(unit: UnitOfWork, merge_id: int) -> SplitResult:
     if loser is None or loser.status != MERGED or loser.merged_into != winner_id:
         raise SplitError(SplitErrorCode.LOSER_NOT_MERGED)
 
-    origins = sorted(_merged_into(session, loser_id, until=merge.merged_at))
-    moved: dict[str, int] = {}
-    for name, model in (("identities", IdentityRow), ("events", EventRow)):
-        belongs = (model.subject_id == winner_id, model.origin_subject_id.in_(origins))
-        moved[name] = int(session.scalar(select(func.count()).select_from(model).where(*belongs)) or 0)
-        session.execute(update(model).where(*belongs).values(subject_id=loser_id))
-    loser.status, loser.merged_into = ACTIVE, None
+    split = Split(unit, merge, loser, sorted(_merged_into(session, loser_id, until=merge.merged_at)), now)
+    for step in SPLIT_STEPS:
+        STEPS[step.policy].run(split, step.tables)
     session.flush()
-    profiles.recompute(session, [winner_id, loser_id], unit.profiles.interests)
-    mark_for_rebuild(session, [winner_id, loser_id], reason=RebuildReason.SPLIT, now=now)
-    wrapped = unit.kit.key_wrapper.wrap(new_data_key(), loser_id)
-    session.add(
-        SubjectKeyRow(subject_id=loser_id, kek_version=wrapped.kek_version, wrapped_dek=wrapped.blob, created_at=now)
-    )
-    merge.split_at = now
-    session.flush()
+    identities, events = sum(split.moved[IDENTITIES].values()), sum(split.moved[EVENTS].values())
     unit.audit(
         "identity.split",
         target=f"identity_merge:{merge_id}",
-        details={
-            "identities_moved": moved["identities"],
-            "events_moved": moved["events"],
-            "origins": len(origins),
-        },
+        details={"identities_moved": identities, "events_moved": events, "origins": len(split.origins)},
     )
     return SplitResult(
         merge_id=merge_id,
         winner_subject_id=winner_id,
         loser_subject_id=loser_id,
-        identities_moved=moved["identities"],
-        events_moved=moved["events"],
-        origins=len(origins),
+        identities_moved=identities,
+        events_moved=events,
+        origins=len(split.origins),
         split_at=now,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Split:
+    """One split as every step sees it; the journal row and the loser are locked by ``split_merge``."""
+
+    unit: UnitOfWork
+    merge: IdentityMergeRow
+    loser: SubjectRow
+    origins: list[int]
+    """The loser and every subject merged into it before it lost: whose rows go back."""
+    now: datetime
+    moved: dict[str, dict[int, int]] = field(default_factory=dict)
+    """Rows moved back per table (keyed by the loser, as at the merge), for the audit and the result."""
+
+    @property
+    def session(self) -> Session:
+        return self.unit.session
+
+    @property
+    def sides(self) -> list[int]:
+        return [self.merge.winner_subject_id, self.merge.loser_subject_id]
+
+
+def _by_origin(split: Split, tables: tuple[SubjectTable, ...]) -> None:
+    winner, loser = split.sides
+    for declared in tables:
+        table = declared.table
+        belongs = (table.c[declared.subject_column] == winner, table.c.origin_subject_id.in_(split.origins))
+        count = int(split.session.scalar(select(func.count()).select_from(table).where(*belongs)) or 0)
+        split.moved[declared.name] = {loser: count}
+        split.session.execute(table.update().where(*belongs).values({declared.subject_column: loser}))
+
+
+def _recompute(split: Split, _tables: tuple[SubjectTable, ...]) -> None:
+    profiles.recompute(split.session, split.sides, split.unit.profiles.interests)
+
+
+def _mark_rebuild(split: Split, _tables: tuple[SubjectTable, ...]) -> None:
+    mark_for_rebuild(split.session, split.sides, reason=RebuildReason.SPLIT, now=split.now)
+
+
+def _new_key(split: Split, _tables: tuple[SubjectTable, ...]) -> None:
+    loser = split.merge.loser_subject_id
+    wrapped = split.unit.kit.key_wrapper.wrap(new_data_key(), loser)
+    split.session.add(
+        SubjectKeyRow(subject_id=loser, kek_version=wrapped.kek_version, wrapped_dek=wrapped.blob, created_at=split.now)
+    )
+
+
+def _stays_with_winner(_split: Split, _tables: tuple[SubjectTable, ...]) -> None:
+    """Nothing moves back: the module's docstring says why PII, traits and consent cannot."""
+
+
+def _journal(split: Split, _tables: tuple[SubjectTable, ...]) -> None:
+    split.merge.split_at = split.now
+
+
+def _reactivate(split: Split, _tables: tuple[SubjectTable, ...]) -> None:
+    split.loser.status, split.loser.merged_into = ACTIVE, None
+
+
+@dataclass(frozen=True, slots=True)
+class SplitStep:
+    run: Callable[[Split, tuple[SubjectTable, ...]], None]
+    knows: frozenset[str] | None
+    """The tables this step's code is written for; ``None``: any table (it acts through the declaration)."""
+
+
+STEPS: Final[Mapping[SplitPolicy, SplitStep]] = {
+    SplitPolicy.BY_ORIGIN: SplitStep(_by_origin, None),
+    SplitPolicy.RECOMPUTE: SplitStep(_recompute, frozenset(model.__tablename__ for model, _ in profiles.STATE_TABLES)),
+    SplitPolicy.NEW_KEY: SplitStep(_new_key, frozenset({"subject_keys"})),
+    SplitPolicy.REACTIVATE: SplitStep(_reactivate, frozenset({"subjects"})),
+    SplitPolicy.STAYS_WITH_WINNER: SplitStep(_stays_with_winner, None),
+    SplitPolicy.JOURNAL: SplitStep(_journal, frozenset({"identity_merges"})),
+    SplitPolicy.MARK_REBUILD: SplitStep(_mark_rebuild, frozenset({"derived_rebuilds"})),
+}
+
+
+def _check_steps() -> None:
+    """At import: every policy has a step, each step is given exactly the tables it is written
+    for, and the tables the result counts go back by origin."""
+    if missing := sorted(set(SplitPolicy) - set(STEPS)):
+        raise RuntimeError(f"split policies without a step: {missing}")
+    for step in SPLIT_STEPS:
+        knows = STEPS[step.policy].knows
+        declared = frozenset(table.name for table in step.tables)
+        if knows is not None and declared != knows:
+            raise RuntimeError(f"the {step.policy} step handles {sorted(knows)}, the registry gives {sorted(declared)}")
+    by_origin = {table.name for step in SPLIT_STEPS if step.policy is SplitPolicy.BY_ORIGIN for table in step.tables}
+    if not {IDENTITIES, EVENTS} <= by_origin:
+        raise RuntimeError("a split reports the identities and events it moved back by origin")
+
+
+_check_steps()
 
 
 def _merged_into(session: Session, subject_id: int, *, until: datetime) -> set[int]:

@@ -16,6 +16,7 @@ otherwise. ``h`` is the half-life of the topic, in days.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
@@ -73,6 +74,10 @@ class ProfileState:
             self.summary.filter(predicate),
             self.interests.filter(predicate),
         )
+
+    def without(self, subject_ids: Sequence[int]) -> ProfileState:
+        """The state of every other subject."""
+        return self.where(~pl.col("subject_id").is_in(list(subject_ids))) if subject_ids else self
 
 
 def decay_exponent(elapsed: pl.Expr, half_life_days: pl.Expr) -> pl.Expr:

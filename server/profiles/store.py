@@ -30,7 +30,7 @@ from server.profiles.config import InterestConfig
 from server.profiles.state import ProfileState, combine, state_of
 from server.storage.base import Base
 from server.storage.bulk import bulk_accumulate, bulk_insert, bulk_upsert
-from server.storage.lookup import frame_where_in, select_where_in
+from server.storage.lookup import frame_where_in, rows_per_subject, select_where_in
 from server.storage.tables import (
     ProfileDailyRow,
     ProfileInterestRow,
@@ -173,7 +173,15 @@ def _accumulate(session: Session, incoming: ProfileState, config: InterestConfig
 
 
 def combine_subjects(session: Session, pairs: Sequence[tuple[int, int]], config: InterestConfig) -> None:
-    """Each (winner, loser): the loser's state joins its winner's and is removed; never lost, never twice."""
+    """Each (winner, loser): the loser's state joins its winner's and is removed; never lost, never twice.
+
+    Called once the losers' events are the winners' (a merge re-points them first). Combining is
+    right only when each side's state covered all of its events, and a side may hold events and no
+    state (it had no ``profiling`` consent when they came): combined, the winner would cover only
+    part of its events, and folding later batches would never add the rest. So a winner whose
+    combined state does not count each of its events once is recomputed from its events instead,
+    and keeps no state unless it consents now.
+    """
     if not pairs:
         return
     winner_of = pl.DataFrame(
@@ -193,5 +201,28 @@ def combine_subjects(session: Session, pairs: Sequence[tuple[int, int]], config:
         )
 
     moved = ProfileState(*(rekeyed(f) for f in (stored.daily, stored.summary, stored.interests)))
+    combined = combine([moved, ProfileState.empty()], config)
+    partial = _not_counting_every_event(session, combined)
+    granted = set(consenting(session, combined.subjects().to_list()))
+    unconsented = [s for s in combined.subjects().to_list() if s not in granted]
     drop(session, involved)
-    write_state(session, combine([moved, ProfileState.empty()], config))
+    write_state(session, combined.without([*partial, *unconsented]))  # merged consent may say no
+    if partial:
+        recompute(session, partial, config)
+
+
+def _not_counting_every_event(session: Session, state: ProfileState) -> list[int]:
+    """Subjects of ``state`` whose daily rollups do not count exactly the events they hold."""
+    counted = state.daily.group_by("subject_id").agg(pl.col("events").sum().alias("counted"))
+    held = pl.DataFrame(
+        list(rows_per_subject(session, "events", state.subjects().to_list()).items()),
+        schema={"subject_id": pl.Int64(), "held": pl.Int64()},
+        orient="row",
+    )
+    return sorted(
+        state.summary.select("subject_id")
+        .join(counted, on="subject_id", how="left")
+        .join(held, on="subject_id", how="left")
+        .filter(pl.col("counted").fill_null(0) != pl.col("held").fill_null(0))["subject_id"]
+        .to_list()
+    )

@@ -13,8 +13,6 @@ from typing import Any
 import polars as pl
 from sqlalchemy.orm import Session
 
-from server.storage.tables import EventRow, IdentityRow
-
 SQLITE_CHUNK = 5_000
 
 
@@ -97,9 +95,10 @@ def frame_where_in(
     )
 
 
-def rows_per_subject(
-    session: Session, model: type[IdentityRow] | type[EventRow], subject_ids: Sequence[int]
-) -> dict[int, int]:
-    """How many rows of ``model`` each subject has (subjects with none are absent)."""
-    query = f"SELECT subject_id, count(*) FROM {model.__tablename__} WHERE subject_id {{in}} GROUP BY subject_id"
+def rows_per_subject(session: Session, table: str, subject_ids: Sequence[int]) -> dict[int, int]:
+    """How many rows of ``table`` (keyed by ``subject_id``) each subject has; subjects with none are absent.
+
+    ``table`` is a caller's constant (a registry declaration), never input.
+    """
+    query = f"SELECT subject_id, count(*) FROM {table} WHERE subject_id {{in}} GROUP BY subject_id"
     return {int(subject_id): int(count) for subject_id, count in select_where_in(session, query, list(subject_ids))}
