@@ -124,7 +124,9 @@ class AdbcReader:
 
 class SqliteArrowReader:
     """SQLite over ADBC in one child process (see the module docstring), started with ``spawn``
-    so that it inherits no thread, lock or open file of this one; ``close`` ends it."""
+    so that it inherits no thread, lock or open file of this one; ``close`` ends it. As with any
+    ``spawn``, the child imports the program's main module: a script must guard its work with
+    ``if __name__ == "__main__"`` (the CLI, the server and pytest do)."""
 
     def __init__(self, target: AdbcTarget) -> None:
         if target.driver != "sqlite":

@@ -1,8 +1,6 @@
 """The batch build recomputes what the real-time fold keeps, partition by partition, and a run that
-fails, dies or collides with another leaves every partition readable at its previous or new state.
-
-State frames are compared with floats to a relative tolerance of 1e-9: interest accumulators
-folded batch by batch and computed in one pass differ only by rounding."""
+fails, dies or collides with another leaves every partition readable at its previous or new state
+(frames compared as ``tests.profiles.states`` says, floats to a relative 1e-9)."""
 
 from __future__ import annotations
 
@@ -11,8 +9,7 @@ from datetime import timedelta
 
 import polars as pl
 import pytest
-from polars.testing import assert_frame_equal
-from sqlalchemy import delete, select
+from sqlalchemy import select
 
 from privacy.consent import ConsentPurpose, LegalBasis
 from privacy.identifiers import IdentifierKind
@@ -30,49 +27,24 @@ from server.profiles.build_runs import (
     build_runs,
 )
 from server.profiles.config import InterestConfig, profile_config
-from server.profiles.partitions import Partition, partitions_of
+from server.profiles.partitions import partitions_of
 from server.profiles.state import ProfileState
-from server.profiles.store import STATE_TABLES, read_state
 from server.profiles.tiers import CutPoints, latest_cut_points, tier_expr
 from server.runtime import Runtime
-from server.storage.tables import AuditEntryRow, SubjectRow
+from server.storage.tables import AuditEntryRow
 from server.taxonomy.taxonomy import taxonomy_for
 from tests.ingest.batches import NOW, event, fixed_clock, ingest, subject_of
+from tests.profiles.states import (
+    KEYS,
+    assert_same_state,
+    in_partition,
+    only,
+    remove_all_state,
+    rows,
+    sorted_state,
+    stored_state,
+)
 from tests.profiles.streams import Person, people, send, stream
-
-TOLERANCE = 1e-9
-KEYS = {
-    "daily": ["subject_id", "day", "type", "channel"],
-    "summary": ["subject_id"],
-    "interests": ["subject_id", "topic"],
-    "interest_counts": ["subject_id", "topic", "type"],
-}
-
-
-def stored_state(runtime: Runtime) -> ProfileState:
-    """Every subject's stored state, each frame in key order."""
-    with runtime.sessions() as session:
-        state = read_state(session, list(session.scalars(select(SubjectRow.id))))
-    return ProfileState(**{name: getattr(state, name).sort(keys) for name, keys in KEYS.items()})
-
-
-def in_partition(state: ProfileState, partition: Partition) -> ProfileState:
-    return ProfileState(**{name: getattr(state, name).filter(partition.holds(pl.col("subject_id"))) for name in KEYS})
-
-
-def assert_same_state(left: ProfileState, right: ProfileState) -> None:
-    for name in KEYS:
-        assert_frame_equal(getattr(left, name), getattr(right, name), rel_tol=TOLERANCE, abs_tol=0.0)
-
-
-def rows(state: ProfileState) -> int:
-    return sum(getattr(state, name).height for name in KEYS)
-
-
-def remove_all_state(runtime: Runtime) -> None:
-    with runtime.unit_of_work(SYSTEM_ACTOR) as unit:
-        for model, _schema in STATE_TABLES:
-            unit.session.execute(delete(model))
 
 
 def at(runtime: Runtime, moment: timedelta = timedelta(0)) -> Runtime:
@@ -123,7 +95,7 @@ def test_a_build_recreates_exactly_what_the_real_time_fold_built(streamed: Runti
     assert real_time.summary.height == sum(p.profiled for p in everyone), "one state per profiled person"
     assert real_time.interests.height > 0
     assert real_time.daily.filter(pl.col("type") == "purchase").height > 0
-    remove_all_state(streamed)  # as for events stored before profiles existed
+    remove_all_state(streamed)
     assert rows(stored_state(streamed)) == 0
 
     run = run_build(at(streamed), partitions=3)
@@ -162,10 +134,7 @@ def test_a_build_removes_the_state_of_everyone_without_profiling_consent_now(
     for name in KEYS:
         assert not set(getattr(after, name)["subject_id"]) & gone, name
     assert set(after.summary["subject_id"]) == {subject(streamed, p) for p in staying}
-    kept = before.summary["subject_id"].filter(~before.summary["subject_id"].is_in(list(gone)))
-    assert_same_state(
-        after, ProfileState(**{n: getattr(before, n).filter(pl.col("subject_id").is_in(kept.to_list())) for n in KEYS})
-    )
+    assert_same_state(after, only(before, [s for s in before.summary["subject_id"] if s not in gone]))
 
 
 class FailingAt:
@@ -313,7 +282,3 @@ def test_state_as_of_a_cutoff_ignores_every_event_after_it(streamed: Runtime, ev
     assert ingest(at(streamed), [earlier]).accepted == 1
     moved = state_as_of(streamed, cutoff).summary["last_seen"].max()
     assert moved == cutoff - timedelta(seconds=1), "an event before the cutoff does count"
-
-
-def sorted_state(state: ProfileState) -> ProfileState:
-    return ProfileState(**{name: getattr(state, name).sort(keys) for name, keys in KEYS.items()})
