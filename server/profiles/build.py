@@ -175,8 +175,8 @@ def _begin(runtime: Runtime, *, partitions: int | None, actor: Actor) -> BuildRu
     if partitions is not None and not 1 <= partitions <= MAX_PARTITIONS:
         raise InvalidPartitions(MAX_PARTITIONS)
     if partitions is None:
-        with runtime.sessions() as session, _reader(runtime) as adbc:
-            partitions = default_partition_count(stored_event_count(adbc or SessionReader(session)))
+        with runtime.sessions() as session:  # one number: no use for Arrow
+            partitions = default_partition_count(stored_event_count(SessionReader(session)))
     with runtime.unit_of_work(actor) as unit:
         serialize_identity_writes(unit.session)  # two builds starting at once: one begins, one is refused
         now = unit.clock()

@@ -176,6 +176,29 @@ def test_a_build_failing_midway_leaves_each_partition_at_its_previous_or_its_new
     assert_same_state(in_partition(after_failure, partitions[2]), in_partition(previous, partitions[2]))
 
 
+def test_batches_ingested_between_partitions_are_neither_lost_nor_counted_twice(
+    streamed: Runtime, everyone: list[Person]
+) -> None:
+    """Done partitions fold the batch into their new state, the others build it from the events."""
+    late = [
+        event(email=p.email, event="purchase", amount=10.0, currency="EUR", topics=["travel"])
+        | {"consent_purposes": list(p.purposes)}
+        for p in everyone
+    ]
+
+    def ingest_midway(progress: BuildProgress) -> None:
+        if progress.partitions_done == 1:
+            assert ingest(at(streamed), late).accepted == len(everyone)
+
+    assert run_build(at(streamed), partitions=3, progress=ingest_midway).status is BuildStatus.SUCCEEDED
+    after_build = stored_state(streamed)
+    assert run_build(at(streamed), partitions=3).status is BuildStatus.SUCCEEDED
+    assert_same_state(after_build, stored_state(streamed))
+    sent = [r for batch in stream(everyone, seed=13) for r in batch if "profiling" in r["consent_purposes"]]
+    purchases = after_build.daily.filter(pl.col("type") == "purchase")["events"].sum()
+    assert purchases == sum(r["event"] == "purchase" for r in sent) + len(late) - sum(not p.profiled for p in everyone)
+
+
 def test_a_run_whose_process_died_is_marked_abandoned_by_the_next_build(streamed: Runtime) -> None:
     with at(streamed, -timedelta(minutes=6)).unit_of_work(SYSTEM_ACTOR) as unit:
         abandon_stale(unit.session, now=unit.clock())
