@@ -25,13 +25,14 @@ from schema.ingest.types import SEGMENT_EVENT_SCALAR, SegmentEvent
 from schema.limits import DocumentLimits, IntrospectionPolicy, validation_rules
 from schema.observe import OperationObserver
 from schema.permissions import declared_roles
+from schema.profiles.quality_queries import QualityQueries
 from schema.system.queries import SystemQueries
 from server.observability.metrics import Metrics
 from server.settings import Settings
 
 
 @strawberry.type
-class Query(SystemQueries, AccessQueries, AuditQueries, ConsentQueries):
+class Query(SystemQueries, AccessQueries, AuditQueries, ConsentQueries, QualityQueries):
     pass
 
 

@@ -13,6 +13,7 @@ ALL = frozenset(Role)
 ADMIN = frozenset({Role.ADMIN})
 COMPLIANCE = frozenset({Role.COMPLIANCE})
 SENDERS = frozenset({Role.PARTNER, Role.ADMIN})
+ANALYSTS = frozenset({Role.ANALYST, Role.ADMIN})
 
 # The promise, written out: which role may call which root field.
 EXPECTED: dict[str, tuple[frozenset[Role], str]] = {
@@ -21,6 +22,7 @@ EXPECTED: dict[str, tuple[frozenset[Role], str]] = {
     "Query.apiKeys": (ADMIN, "{ apiKeys { keyId } }"),
     "Query.auditLog": (COMPLIANCE, "{ auditLog(first: 1) { seq } }"),
     "Query.verifyAuditLog": (COMPLIANCE, "{ verifyAuditLog { intact } }"),
+    "Query.dataQuality": (ANALYSTS, "{ dataQuality { source } }"),
     "Query.consent": (COMPLIANCE, '{ consent(identifier: {kind: EMAIL, value: "probe@example.org"}) { found } }'),
     "Mutation.recordConsent": (
         COMPLIANCE,
