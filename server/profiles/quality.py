@@ -18,7 +18,7 @@ steady, and what ingestion refused — operational counts an analyst reads, neve
   duplicates, rejects by code, new subjects, merges, refused merges, identity-limit hits;
 - from ``profile_daily``, the subjects with a day of more than ``bot_events_per_day`` events
   (``bot_like_days``): counted per source they sent events through on such a day. Only a count
-  leaves this module; the build uses ``bot_like_days`` to keep them out of interests.
+  leaves this module; ``bot_like_days`` is the rule, for the build to keep them out of interests.
 
 Sources appear in their stored form (declared, or a keyed hash: ``privacy.labels``). A report is
 stored per build (``store_report``) and read back whole (``reports_for``).
