@@ -27,6 +27,7 @@ from schema.observe import OperationObserver
 from schema.permissions import declared_roles
 from schema.profiles.build_mutations import ProfileBuildMutations
 from schema.profiles.build_queries import ProfileBuildQueries
+from schema.profiles.quality_queries import QualityQueries
 from schema.profiles.queries import ProfileQueries
 from schema.system.queries import SystemQueries
 from server.observability.metrics import Metrics
@@ -34,7 +35,9 @@ from server.settings import Settings
 
 
 @strawberry.type
-class Query(SystemQueries, AccessQueries, AuditQueries, ConsentQueries, ProfileQueries, ProfileBuildQueries):
+class Query(
+    SystemQueries, AccessQueries, AuditQueries, ConsentQueries, ProfileQueries, ProfileBuildQueries, QualityQueries
+):
     pass
 
 

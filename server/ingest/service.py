@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from itertools import accumulate
 
 import polars as pl
@@ -19,6 +20,7 @@ from privacy.consent import merged_state
 from server.consent import service as consent
 from server.frames.events import ROW
 from server.frames.profiles import STATE_EVENT_SCHEMA
+from server.frames.tallies import Outcome
 from server.identity.merge import merge_subjects
 from server.identity.resolve import (
     HashedIdentifiers,
@@ -32,6 +34,7 @@ from server.identity.resolve import (
 )
 from server.ingest import consent_gate, receipts, store
 from server.ingest.purposes import limited_to_declared
+from server.ingest.tallies import record_tallies, tally_frame
 from server.ingest.validate import REJECT, ValidatedBatch, ValidationContext, validate
 from server.ingest.vocabulary import REJECT_MESSAGES, RejectCode
 from server.privacy_kit import PrivacyKit
@@ -162,9 +165,12 @@ def ingest_together(
     stored together (``server.ingest.group_commit``). Records are renumbered into one sequence and
     back; a batch's answer counts only its own records. Merges, refused merges and identity-limit
     hits belong to the pass, not to a record, and are reported on the first batch of the pass.
+    The pass's counts by outcome join the source's tallies (``server.ingest.tallies``) under
+    ``source``, the stored form, never a raw undeclared label.
     """
     valid, rejected, hashed, offsets = _combined(batches)
     outcome = _store(unit, valid, rejected, hashed, sources=(source, *known_as), guardrails=guardrails)
+    record_tallies(unit.session, outcome.tallies(source))
     results: list[IngestResult] = []
     for position, (batch, offset) in enumerate(zip(batches, offsets, strict=True)):
         result = outcome.result_for(batch, offset, first=position == 0)
@@ -196,6 +202,22 @@ class _Outcome:
     merges: int
     refused_merges: int
     identity_limit_hits: int
+    at: datetime  # when the pass ran: the day its tallies count for
+
+    def tallies(self, source: str) -> pl.DataFrame:
+        return tally_frame(
+            source=source,
+            at=self.at,
+            counts={
+                Outcome.ACCEPTED: self.accepted_rows.len(),
+                Outcome.DUPLICATE: self.duplicate_rows.len(),
+                Outcome.NEW_SUBJECT: self.new_subject_rows.len(),
+                Outcome.MERGE: self.merges,
+                Outcome.REFUSED_MERGE: self.refused_merges,
+                Outcome.IDENTITY_LIMIT: self.identity_limit_hits,
+            },
+            rejected=self.rejected.values(),
+        )
 
     def result_for(self, batch: CheckedEvents, offset: int, *, first: bool) -> IngestResult:
         validated = batch.validated
@@ -312,6 +334,7 @@ def _store(
         merges=sum(len(m.losers) for m in final.merges),
         refused_merges=final.refused_merges,
         identity_limit_hits=final.identity_limit_hits,
+        at=now,
     )
 
 

@@ -69,6 +69,7 @@ from server.profiles.config import InterestConfig
 from server.profiles.event_reader import consenting_events, stored_event_count
 from server.profiles.partition_state import replace_partition_state
 from server.profiles.partitions import MAX_PARTITIONS, Partition, default_partition_count, partitions_of
+from server.profiles.quality import quality_report, store_report
 from server.profiles.state import ProfileState, state_of
 from server.profiles.tiers import buyer_revenue, cut_points_of
 from server.runtime import Runtime, UnitOfWork
@@ -256,9 +257,11 @@ def _build_partition(
 
 
 def _finish(runtime: Runtime, run: BuildRun, *, adbc: FrameReader | None, actor: Actor) -> BuildRun:
-    """Cut points from the state just built (and whatever ingestion folded in since), then the end."""
+    """Cut points from the state just built (and whatever ingestion folded in since), the data-quality
+    report of every source, then the end."""
     with runtime.unit_of_work(actor) as unit:
         revenue = buyer_revenue(adbc or SessionReader(unit.session))
+        store_report(unit.session, run.id, quality_report(unit.session, as_of=run.as_of, config=unit.profiles))
         ended = finish_run(
             unit.session, run.id, now=unit.clock(), cut_points=cut_points_of(revenue, unit.profiles.tiers)
         )

@@ -15,6 +15,7 @@ COMPLIANCE = frozenset({Role.COMPLIANCE})
 BUILD_READERS = frozenset({Role.ADMIN, Role.ANALYST})
 SENDERS = frozenset({Role.PARTNER, Role.ADMIN})
 PROFILE_READERS = frozenset({Role.COMPLIANCE, Role.ADMIN})
+ANALYSTS = frozenset({Role.ANALYST, Role.ADMIN})
 
 # The promise, written out: which role may call which root field.
 EXPECTED: dict[str, tuple[frozenset[Role], str]] = {
@@ -23,6 +24,7 @@ EXPECTED: dict[str, tuple[frozenset[Role], str]] = {
     "Query.apiKeys": (ADMIN, "{ apiKeys { keyId } }"),
     "Query.auditLog": (COMPLIANCE, "{ auditLog(first: 1) { seq } }"),
     "Query.verifyAuditLog": (COMPLIANCE, "{ verifyAuditLog { intact } }"),
+    "Query.dataQuality": (ANALYSTS, "{ dataQuality { source } }"),
     "Query.consent": (COMPLIANCE, '{ consent(identifier: {kind: EMAIL, value: "probe@example.org"}) { found } }'),
     "Query.profile": (
         PROFILE_READERS,

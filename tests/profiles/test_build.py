@@ -28,10 +28,11 @@ from server.profiles.build_runs import (
 )
 from server.profiles.config import InterestConfig, profile_config
 from server.profiles.partitions import partitions_of
+from server.profiles.quality import reports_for
 from server.profiles.state import ProfileState
 from server.profiles.tiers import CutPoints, latest_cut_points, tier_expr
 from server.runtime import Runtime
-from server.storage.tables import AuditEntryRow, ConsentStateRow
+from server.storage.tables import AuditEntryRow, ConsentStateRow, EventRow
 from server.taxonomy.taxonomy import taxonomy_for
 from tests.ingest.batches import NOW, event, fixed_clock, ingest, subject_of
 from tests.profiles.states import (
@@ -311,3 +312,14 @@ def test_state_as_of_a_cutoff_ignores_every_event_after_it(streamed: Runtime, ev
     assert ingest(at(streamed), [earlier]).accepted == 1
     moved = state_as_of(streamed, cutoff).summary["last_seen"].max()
     assert moved == cutoff - timedelta(seconds=1), "an event before the cutoff does count"
+
+
+def test_a_build_stores_the_data_quality_report_of_every_source(streamed: Runtime) -> None:
+    run = run_build(at(streamed), partitions=2)
+    assert run.status is BuildStatus.SUCCEEDED
+    with streamed.sessions() as session:
+        report = reports_for(session, build_id=run.id)
+        sources = set(session.scalars(select(EventRow.source).distinct()))
+        stored = len(list(session.scalars(select(EventRow.message_key))))
+    assert set(report["source"]) == sources
+    assert report["rows"].sum() == stored

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import func, inspect, select
+from sqlalchemy import func, insert, inspect, select
 from sqlalchemy.exc import IntegrityError
 
 from privacy.identifiers import IdentifierKind, NormalizedIdentifier
@@ -15,7 +15,7 @@ from server.auth.principal import SYSTEM_ACTOR
 from server.runtime import Runtime
 from server.storage import migrate
 from server.storage.base import Base
-from server.storage.tables import AuditHeadRow, EventRow
+from server.storage.tables import AuditHeadRow, EventRow, IngestTallyRow
 from server.subjects.service import create_subject, read_pii, write_pii
 
 
@@ -43,7 +43,9 @@ def test_upgrade_downgrade_upgrade_round_trips(runtime: Runtime) -> None:
         assert (head.seq, head.entry_hash) == (0, bytes(32))
 
 
-@pytest.mark.parametrize("revision", ["0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008", "0009", "0010"])
+@pytest.mark.parametrize(
+    "revision", ["0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008", "0009", "0010", "0011"]
+)
 def test_each_revision_downgrades_cleanly(runtime: Runtime, revision: str) -> None:
     migrate.downgrade(runtime.engine, "base")
     migrate.upgrade(runtime.engine, revision)
@@ -110,3 +112,40 @@ def person_rows(runtime: Runtime) -> dict[str, int]:
             table: int(connection.scalar(select(func.count()).select_from(Base.metadata.tables[table])) or 0)
             for table in ("subjects", "subject_keys", "identities", "subject_pii")
         }
+
+
+def test_events_stored_before_the_tallies_count_as_accepted_on_the_day_received(runtime: Runtime) -> None:
+    """0011 starts each source's tallies from its stored events, so tallies and rows agree."""
+    migrate.downgrade(runtime.engine, "0010")
+    received = {
+        "web": ["2026-11-01 23:59:59.999999", "2026-11-01 00:00:00", "2026-11-02 00:00:00"],
+        "app": ["2026-11-02 08:00:00"],
+    }
+    with runtime.sessions.begin() as session:
+        session.execute(
+            insert(EventRow),
+            [
+                {
+                    "source": source,
+                    "message_key": bytes([n]) * 32,
+                    "subject_id": 1,
+                    "origin_subject_id": 1,
+                    "type": "page_view",
+                    "channel": "web",
+                    "occurred_at": datetime.fromisoformat(at).replace(tzinfo=UTC) - timedelta(hours=1),
+                    "received_at": datetime.fromisoformat(at).replace(tzinfo=UTC),
+                }
+                for n, (source, at) in enumerate((s, at) for s, times in received.items() for at in times)
+            ],
+        )
+    migrate.upgrade(runtime.engine)
+    first = (datetime(2026, 11, 1).date() - datetime(1970, 1, 1).date()).days
+    with runtime.sessions() as session:
+        tallies = session.execute(
+            select(IngestTallyRow.source, IngestTallyRow.day, IngestTallyRow.outcome, IngestTallyRow.count)
+        )
+        assert sorted(tuple(row) for row in tallies) == [
+            ("app", first + 1, "accepted", 1),
+            ("web", first, "accepted", 2),
+            ("web", first + 1, "accepted", 1),
+        ]

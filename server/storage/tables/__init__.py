@@ -17,6 +17,7 @@ from server.storage.tables.profiles import (
     ProfileInterestRow,
     ProfileSummaryRow,
 )
+from server.storage.tables.quality import DataQualityReportRow, IngestTallyRow
 from server.storage.tables.subjects import EventRow, IdentityRow, MessageReceiptRow, SubjectRow
 
 __all__ = [
@@ -25,10 +26,12 @@ __all__ = [
     "AuditHeadRow",
     "ConsentRecordRow",
     "ConsentStateRow",
+    "DataQualityReportRow",
     "DerivedRebuildRow",
     "EventRow",
     "IdentityMergeRow",
     "IdentityRow",
+    "IngestTallyRow",
     "KeyringFingerprintRow",
     "MessageReceiptRow",
     "PartnerRow",
