@@ -12,7 +12,7 @@ from server.cli.progress import counted_progress
 from server.profiles.build import BuildProgress, run_build
 from server.profiles.build_runs import BuildError, BuildRun, BuildStatus
 from server.profiles.partitions import EVENTS_PER_PARTITION, MAX_PARTITIONS
-from server.runtime import build_runtime
+from server.runtime import Runtime, build_runtime
 from server.settings import load_settings
 from server.storage import migrate
 
@@ -50,22 +50,27 @@ def run_build_command(arguments: argparse.Namespace, console: Console) -> int:
     try:
         if not migrate.is_at_head(runtime.engine):
             raise CliError("the database is not at the latest migration; run `audience migrate`")
-        with counted_progress("building profiles", console) as bar:
-            task = bar.add_task("build", total=None)
-
-            def advance(progress: BuildProgress) -> None:
-                bar.update(task, total=progress.partitions, completed=progress.partitions_done)
-
-            try:
-                run = run_build(runtime, partitions=arguments.partitions, progress=advance)
-            except BuildError as error:
-                raise CliError(error.message) from None
+        run = build_with_progress(runtime, console, partitions=arguments.partitions)
     finally:
         runtime.dispose()
     if run.status is not BuildStatus.SUCCEEDED:
         raise CliError(summary_line(run))
     console.print(summary_line(run))
     return 0
+
+
+def build_with_progress(runtime: Runtime, console: Console, *, partitions: int | None) -> BuildRun:
+    """A build with a progress bar by partition; a refusal (``BUILD_RUNNING``) as a ``CliError``."""
+    with counted_progress("building profiles", console) as bar:
+        task = bar.add_task("build", total=None)
+
+        def advance(progress: BuildProgress) -> None:
+            bar.update(task, total=progress.partitions, completed=progress.partitions_done)
+
+        try:
+            return run_build(runtime, partitions=partitions, progress=advance)
+        except BuildError as error:
+            raise CliError(error.message) from None
 
 
 def summary_line(run: BuildRun) -> str:

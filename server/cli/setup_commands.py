@@ -19,6 +19,7 @@ from privacy.message_keys import MessageKeys
 from privacy.private_files import make_private_directory
 from server.auth import api_keys
 from server.auth.principal import SYSTEM_ACTOR, Role
+from server.cli.build_commands import build_with_progress, summary_line
 from server.cli.errors import CliError
 from server.cli.import_commands import summary_table
 from server.cli.progress import rows_progress
@@ -255,6 +256,10 @@ def _load_demo_population(runtime: Runtime, console: Console, *, people: int, se
         f"declared attributes: {declared.accepted:,} of {declared.received:,} people "
         f"({declared.fields_encrypted:,} PII fields encrypted, birth years kept as age bands)"
     )
+    # Ingestion kept every profile current; a build adds what needs the whole population (the
+    # value-tier cut points) and the first data-quality report.
+    built = build_with_progress(runtime, console, partitions=None)
+    console.print(f"profiles: {summary_line(built)}")
 
 
 def run_demo_generate(arguments: argparse.Namespace, console: Console) -> int:
