@@ -31,7 +31,7 @@ from server.identity.rebuilds import RebuildReason, mark_for_rebuild
 from server.profiles import store as profiles
 from server.runtime import UnitOfWork
 from server.storage.lookup import frame_where_in, rows_per_subject
-from server.storage.subject_tables import MERGE_STEPS, MergePolicy, SubjectTable
+from server.storage.subject_tables import MERGE_STEPS, MergePolicy, SubjectTable, check_carried_out
 from server.storage.tables import IdentityMergeRow, SubjectPiiRow, SubjectRow, SubjectTraitsRow
 from server.storage.upsert import table_of, upsert
 from server.subjects.service import read_pii, write_pii
@@ -272,13 +272,7 @@ STEPS: Final[Mapping[MergePolicy, MergeStep]] = {
 def _check_steps() -> None:
     """At import: every policy has a step, each step is given exactly the tables it is written
     for, and the tables the journal counts are re-pointed."""
-    if missing := sorted(set(MergePolicy) - set(STEPS)):
-        raise RuntimeError(f"merge policies without a step: {missing}")
-    for step in MERGE_STEPS:
-        knows = STEPS[step.policy].knows
-        declared = frozenset(table.name for table in step.tables)
-        if knows is not None and declared != knows:
-            raise RuntimeError(f"the {step.policy} step handles {sorted(knows)}, the registry gives {sorted(declared)}")
+    check_carried_out("merge", MergePolicy, MERGE_STEPS, {policy: step.knows for policy, step in STEPS.items()})
     repointed = {table.name for step in MERGE_STEPS if step.policy is MergePolicy.REPOINT for table in step.tables}
     if not {IDENTITIES, EVENTS} <= repointed:
         raise RuntimeError("the merge journal counts re-pointed identities and events")

@@ -52,7 +52,7 @@ from privacy.field_crypto import new_data_key
 from server.identity.rebuilds import RebuildReason, mark_for_rebuild
 from server.profiles import store as profiles
 from server.runtime import UnitOfWork
-from server.storage.subject_tables import SPLIT_STEPS, SplitPolicy, SubjectTable
+from server.storage.subject_tables import SPLIT_STEPS, SplitPolicy, SubjectTable, check_carried_out
 from server.storage.tables import IdentityMergeRow, SubjectKeyRow, SubjectRow
 
 MERGED = "merged"
@@ -253,13 +253,7 @@ STEPS: Final[Mapping[SplitPolicy, SplitStep]] = {
 def _check_steps() -> None:
     """At import: every policy has a step, each step is given exactly the tables it is written
     for, and the tables the result counts go back by origin."""
-    if missing := sorted(set(SplitPolicy) - set(STEPS)):
-        raise RuntimeError(f"split policies without a step: {missing}")
-    for step in SPLIT_STEPS:
-        knows = STEPS[step.policy].knows
-        declared = frozenset(table.name for table in step.tables)
-        if knows is not None and declared != knows:
-            raise RuntimeError(f"the {step.policy} step handles {sorted(knows)}, the registry gives {sorted(declared)}")
+    check_carried_out("split", SplitPolicy, SPLIT_STEPS, {policy: step.knows for policy, step in STEPS.items()})
     by_origin = {table.name for step in SPLIT_STEPS if step.policy is SplitPolicy.BY_ORIGIN for table in step.tables}
     if not {IDENTITIES, EVENTS} <= by_origin:
         raise RuntimeError("a split reports the identities and events it moved back by origin")

@@ -80,7 +80,7 @@ profile tables are combined once, not four times). Erasure goes table by table i
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final, Generic, TypeVar
 
@@ -342,6 +342,23 @@ MERGE_ORDER: Final[tuple[tuple[MergePolicy, MergePolicy, str], ...]] = (
 SPLIT_ORDER: Final[tuple[tuple[SplitPolicy, SplitPolicy, str], ...]] = (
     (SplitPolicy.BY_ORIGIN, SplitPolicy.RECOMPUTE, "each side's profile is recomputed from the events it got back"),
 )
+
+
+def check_carried_out(
+    operation: str, policies: Iterable[P], steps: Sequence[Step[P]], knows: Mapping[P, frozenset[str] | None]
+) -> None:
+    """At an operation's import: every policy has code (``knows``: the tables each policy's code is
+    written for, ``None`` for any table), and each step is given exactly those tables."""
+    if missing := sorted(set(policies) - set(knows)):
+        raise RuntimeError(f"{operation} policies without a step: {missing}")
+    for step in steps:
+        written_for = knows[step.policy]
+        declared = frozenset(table.name for table in step.tables)
+        if written_for is not None and declared != written_for:
+            raise RuntimeError(
+                f"the {step.policy} step handles {sorted(written_for)}, the registry gives {sorted(declared)}"
+            )
+
 
 MERGE_STEPS: Final = steps_of(lambda table: table.merge, SUBJECT_TABLES, MERGE_ORDER)
 SPLIT_STEPS: Final = steps_of(lambda table: table.split, SUBJECT_TABLES, SPLIT_ORDER)
