@@ -41,7 +41,9 @@ class ProfileBuild:
     partitions_done: int = strawberry.field(extensions=BUILD_READERS)
     events_read: int = strawberry.field(extensions=BUILD_READERS)
     subjects: int = strawberry.field(extensions=BUILD_READERS, description="Profiles written.")
-    rows_written: int = strawberry.field(extensions=BUILD_READERS)
+    rows_written: int = strawberry.field(
+        extensions=BUILD_READERS, description="State rows inserted: only rows that differed from those stored."
+    )
     cut_points: ValueTierCutPoints | None = strawberry.field(
         extensions=BUILD_READERS, description="Set when the run succeeded."
     )

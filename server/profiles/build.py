@@ -67,7 +67,7 @@ from server.profiles.build_runs import (
 )
 from server.profiles.config import InterestConfig
 from server.profiles.event_reader import consenting_events, stored_event_count
-from server.profiles.partition_state import replace_partition_state
+from server.profiles.partition_state import replace_partition_state, stored_partition_state
 from server.profiles.partitions import MAX_PARTITIONS, Partition, default_partition_count, partitions_of
 from server.profiles.quality import quality_report, store_report
 from server.profiles.state import ProfileState, state_of
@@ -244,7 +244,7 @@ def _build_partition(
         reader: FrameReader = adbc or SessionReader(unit.session)
         events = consenting_events(reader, partition)
         state = evaluate(events.lazy(), unit.profiles.interests)
-        rows = replace_partition_state(unit.session, partition, state)
+        rows = replace_partition_state(unit.session, partition, state, stored_partition_state(reader, partition))
         subjects = state.summary.height
         record_partition(unit.session, run.id, now=unit.clock(), events=events.height, subjects=subjects, rows=rows)
     return replace(

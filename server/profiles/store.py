@@ -37,13 +37,29 @@ from server.storage.tables import (
     ProfileSummaryRow,
 )
 
-__all__ = ["STATE_TABLES", "combine_subjects", "consenting", "drop", "fold", "read_state", "recompute", "write_state"]
+__all__ = [
+    "STATE_KEYS",
+    "STATE_TABLES",
+    "combine_subjects",
+    "consenting",
+    "drop",
+    "fold",
+    "read_state",
+    "recompute",
+    "write_state",
+]
 
 STATE_TABLES: tuple[tuple[type[Base], pl.Schema], ...] = (
     (ProfileDailyRow, DAILY_SCHEMA),
     (ProfileSummaryRow, SUMMARY_SCHEMA),
     (ProfileInterestRow, INTEREST_SCHEMA),
 )
+STATE_KEYS: dict[str, list[str]] = {
+    ProfileDailyRow.__tablename__: ["subject_id", "day", "type", "channel"],
+    ProfileSummaryRow.__tablename__: ["subject_id"],
+    ProfileInterestRow.__tablename__: ["subject_id", "topic"],
+}
+"""Each state table's primary key."""
 CHUNK = 5_000
 
 

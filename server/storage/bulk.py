@@ -14,7 +14,7 @@ import secrets
 import sqlite3
 from collections.abc import Sequence
 from itertools import chain
-from typing import cast
+from typing import Any, cast
 
 import polars as pl
 import psycopg
@@ -182,3 +182,41 @@ def _through_staging(
         copy.write(data)
     cursor.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM {staging} {clause}")
     cursor.execute(f"DROP TABLE {staging}")
+
+
+def bulk_delete(session: Session, model: type[Base], keys: pl.DataFrame) -> None:
+    """Delete the rows whose key columns (``keys``' columns) match a row of ``keys``, in bulk.
+
+    PostgreSQL: the keys are copied into a temporary table and deleted with one join; SQLite: one
+    prepared ``DELETE`` run for each key on the driver, each a primary-key probe.
+    """
+    if keys.height == 0:
+        return
+    table = table_of(model).name
+    connection = session.connection()
+    driver: Any = connection.connection.dbapi_connection
+    match = " AND ".join(f"{table}.{column} = k.{column}" for column in keys.columns)
+    if connection.dialect.name == "postgresql":
+        formatted = keys.with_columns(
+            pl.col(pl.Datetime).dt.convert_time_zone("UTC").dt.replace_time_zone(None).dt.strftime(POSTGRES_TIMESTAMP)
+        )
+        buffer = io.BytesIO()
+        formatted.write_csv(buffer, include_header=False, null_value="\\N", quote_style="necessary")
+        staging = f"_delete_{table}_{secrets.token_hex(4)}"
+        names = ", ".join(keys.columns)
+        with driver.cursor() as cursor:
+            cursor.execute(f"CREATE TEMP TABLE {staging} AS SELECT {names} FROM {table} WITH NO DATA")
+            with cursor.copy(f"COPY {staging} ({names}) FROM STDIN WITH (FORMAT csv, NULL '\\N')") as copy:
+                copy.write(buffer.getvalue())
+            cursor.execute(f"DELETE FROM {table} USING {staging} k WHERE {match}")
+            cursor.execute(f"DROP TABLE {staging}")
+        return
+    formatted = keys.with_columns(
+        pl.col(pl.Datetime).dt.convert_time_zone("UTC").dt.replace_time_zone(None).dt.strftime(SQLITE_TIMESTAMP)
+    )
+    condition = " AND ".join(f"{column} = ?" for column in keys.columns)
+    cursor = driver.cursor()
+    try:
+        cursor.executemany(f"DELETE FROM {table} WHERE {condition}", formatted.iter_rows())
+    finally:
+        cursor.close()

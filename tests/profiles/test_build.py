@@ -145,8 +145,9 @@ def test_a_build_removes_the_state_of_everyone_without_profiling_consent_now(
 
 
 class FailingAt:
-    """Partition ``index`` gets a state the database refuses (one daily row twice, a duplicate
-    key): the failure strikes in its transaction after its old state was deleted."""
+    """Partition ``index`` gets a state the database refuses (one interest row twice, a duplicate
+    key; interests are what a reweighted build rewrites): the failure strikes in its transaction
+    after its old rows were deleted."""
 
     def __init__(self, index: int) -> None:
         self.index = index
@@ -157,8 +158,8 @@ class FailingAt:
         self.calls += 1
         if self.calls != self.index + 1:
             return state
-        assert state.daily.height > 0, "the failing partition must have state to write"
-        return dataclasses.replace(state, daily=pl.concat([state.daily, state.daily.head(1)]))
+        assert state.interests.height > 0, "the failing partition must have interests to write"
+        return dataclasses.replace(state, interests=pl.concat([state.interests, state.interests.head(1)]))
 
 
 def test_a_build_failing_midway_leaves_each_partition_at_its_previous_or_its_new_state(streamed: Runtime) -> None:
@@ -323,3 +324,20 @@ def test_a_build_stores_the_data_quality_report_of_every_source(streamed: Runtim
         stored = len(list(session.scalars(select(EventRow.message_key))))
     assert set(report["source"]) == sources
     assert report["rows"].sum() == stored
+
+
+def test_a_build_writes_only_what_changed(streamed: Runtime) -> None:
+    """Over the state ingestion kept current a build writes nothing; a new weight rewrites interests only."""
+    current = stored_state(streamed)
+    repair = run_build(at(streamed), partitions=3)
+    assert repair.status is BuildStatus.SUCCEEDED
+    assert repair.rows_written == 0
+    assert_same_state(stored_state(streamed), current)
+
+    reweighed = run_build(reweighted(at(streamed), "purchase=9"), partitions=3)
+    assert reweighed.status is BuildStatus.SUCCEEDED
+    after = stored_state(streamed)
+    assert 0 < reweighed.rows_written <= after.interests.height
+    assert after.daily.equals(current.daily)
+    assert after.summary.equals(current.summary)
+    assert not after.interests.equals(current.interests)
