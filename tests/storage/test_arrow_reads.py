@@ -95,9 +95,9 @@ def test_each_read_sees_the_last_commit_and_nothing_uncommitted(probes: Runtime)
 
 
 @pytest.mark.skipif(not MAPS.exists(), reason="needs /proc/self/maps (Linux)")
+@pytest.mark.parametrize("backend", ["sqlite"])  # the question is SQLite's alone
 def test_sqlite_is_read_over_adbc_in_another_process(probes: Runtime) -> None:
-    if probes.engine.dialect.name != "sqlite":
-        pytest.skip("SQLite only")
+    assert probes.engine.dialect.name == "sqlite"
     with adbc_reader(probes.settings.effective_database_url) as reader:
         assert reader is not None
         assert reader.frame(QUERY, SCHEMA, (0,)).height == 0
