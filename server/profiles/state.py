@@ -116,33 +116,41 @@ def summary_of(events: pl.LazyFrame) -> pl.LazyFrame:
 
 
 def _named_topics(events: pl.LazyFrame, config: InterestConfig) -> pl.LazyFrame:
-    """One row per (event, topic it names), with the topic's half-life.
+    """One row per (event, topic it names), with the topic's half-life; topics as ``topic_type``.
 
     Parents are not expanded here but summed when read (``decayed_interests``), which keeps the
     state a third the size; so a topic an event names beside one of its descendants is dropped
     (the descendant carries the event to it), and a topic named twice counts once. Events naming
-    one topic, nearly all of them, skip that check.
+    one topic skip that check. A topic the taxonomy no longer holds counts for nothing.
     """
+    topic = config.topic_type
     named = events.filter(pl.col("topics").is_not_null()).select("subject_id", "type", "occurred_at", "topics")
     several = pl.col("topics").str.contains(";", literal=True)
-    single = named.filter(~several).rename({"topics": "topic"})
+    single = named.filter(~several).select(
+        "subject_id", "type", "occurred_at", topic=pl.col("topics").cast(topic, strict=False)
+    )
     listed = (
         named.filter(several)
         .with_row_index("_event")
-        .with_columns(pl.col("topics").str.split(";").alias("topic"))
-        .drop("topics")
+        .select("_event", "subject_id", "type", "occurred_at", topic=pl.col("topics").str.split(";"))
         .explode("topic")
+        .with_columns(pl.col("topic").cast(topic, strict=False))
         .unique(subset=["_event", "topic"])
     )
-    strict_ancestors = config.lineage.lazy().filter(pl.col("topic") != pl.col("counted_as"))
-    covered = listed.join(strict_ancestors, on="topic", how="inner").select("_event", topic="counted_as")
+    covered = (
+        listed.select("_event", "topic")
+        .join(config.typed_strict_ancestors().lazy(), on="topic", how="inner")
+        .select("_event", topic="counted_as")
+    )
     deepest = listed.join(covered, on=["_event", "topic"], how="anti").drop("_event")
-    return pl.concat([single, deepest.select(single.collect_schema().names())]).join(
-        config.half_lives().lazy(), on="topic", how="inner"
+    return (
+        pl.concat([single, deepest.select("subject_id", "type", "occurred_at", "topic")])
+        .filter(pl.col("topic").is_not_null())
+        .join(config.typed_half_lives().lazy(), on="topic", how="inner")
     )
 
 
-def interests_of(events: pl.LazyFrame, config: InterestConfig) -> pl.LazyFrame:
+def interests_of(events: pl.LazyFrame, config: InterestConfig) -> pl.DataFrame:
     """Each (event, topic) is an accumulator (its type's weight, its time); they combine per topic."""
     singles = (
         _named_topics(events, config)
@@ -159,7 +167,7 @@ def interests_of(events: pl.LazyFrame, config: InterestConfig) -> pl.LazyFrame:
     return _combine_interests(singles)
 
 
-def _combine_interests(accumulators: pl.LazyFrame) -> pl.LazyFrame:
+def _combine_interests(accumulators: pl.LazyFrame) -> pl.DataFrame:
     """``accumulators`` carry their topic's ``half_life_days``.
 
     Decaying each accumulator to its group's latest ``as_of`` would need that maximum inside the
@@ -167,24 +175,36 @@ def _combine_interests(accumulators: pl.LazyFrame) -> pl.LazyFrame:
     reference, the latest time of all, summed, and the sum brought back to its group's latest
     time: the same value, since decay multiplies. Groups whose latest event is more than
     ``UNDERFLOW_HALF_LIVES`` half-lives before the reference would underflow that way and take
-    the window route.
+    the window route (rare: it needs events years apart under a short half-life). The input is
+    materialized once, so that route does not compute it again.
     """
     keys = ("subject_id", "topic")
+    given = accumulators.collect()
     reference = pl.col("as_of").max()
     exponent = decay_exponent(reference - pl.col("as_of"), pl.col("half_life_days"))  # <= 0
     fast = (
-        accumulators.with_columns(_e=exponent)
+        given.lazy()
+        .with_columns(_e=exponent)
         .group_by(keys)
         .agg(_sum=(pl.col("score") * pl.col("_e").exp()).sum(), _top=pl.col("_e").max(), as_of=pl.col("as_of").max())
+        .collect()
     )
     safe = pl.col("_top") > -UNDERFLOW_HALF_LIVES * LN2
-    far = accumulators.join(fast.filter(~safe).select(keys), on=keys, how="semi")
-    latest = pl.col("as_of").max()
-    slow = far.group_by(keys).agg(
-        score=(pl.col("score") * decay_factor(latest - pl.col("as_of"), pl.col("half_life_days"))).sum(), as_of=latest
-    )
     exact = fast.filter(safe).select(*keys, score=pl.col("_sum") * (-pl.col("_top")).exp(), as_of="as_of")
-    return pl.concat([exact, slow.select(list(INTEREST_SCHEMA))]).select(list(INTEREST_SCHEMA))
+    far = fast.filter(~safe)
+    as_text = pl.col("topic").cast(pl.String)
+    if far.height == 0:
+        return exact.select(list(INTEREST_SCHEMA)).with_columns(as_text)
+    latest = pl.col("as_of").max()
+    slow = (
+        given.join(far.select(keys), on=keys, how="semi")
+        .group_by(keys)
+        .agg(
+            score=(pl.col("score") * decay_factor(latest - pl.col("as_of"), pl.col("half_life_days"))).sum(),
+            as_of=latest,
+        )
+    )
+    return pl.concat([exact, slow.select(exact.columns)]).select(list(INTEREST_SCHEMA)).with_columns(as_text)
 
 
 def decayed_interests(interests: pl.LazyFrame, config: InterestConfig, as_of: datetime) -> pl.LazyFrame:
@@ -204,11 +224,8 @@ def decayed_interests(interests: pl.LazyFrame, config: InterestConfig, as_of: da
 def state_of(events: pl.LazyFrame, config: InterestConfig, *, streaming: bool = False) -> ProfileState:
     """The state of a set of events (``STATE_EVENT_SCHEMA``), all four frames in one collect."""
     events = events.select(list(STATE_EVENT_SCHEMA))
-    daily, summary, interests = pl.collect_all(
-        [daily_of(events), summary_of(events), interests_of(events, config)],
-        engine="streaming" if streaming else "auto",
-    )
-    return ProfileState(daily=daily, summary=summary, interests=interests)
+    daily, summary = pl.collect_all([daily_of(events), summary_of(events)], engine="streaming" if streaming else "auto")
+    return ProfileState(daily=daily, summary=summary, interests=interests_of(events, config))
 
 
 def combine(states: list[ProfileState], config: InterestConfig) -> ProfileState:
@@ -225,7 +242,7 @@ def combine(states: list[ProfileState], config: InterestConfig) -> ProfileState:
         pl.concat([s.interests for s in states]).lazy().join(config.half_lives().lazy(), on="topic", how="inner")
     )
     keys = ["subject_id", "day", "type", "channel"]
-    combined = pl.collect_all(
+    daily_sums, summaries = pl.collect_all(
         [
             daily.group_by(keys).agg(pl.col("events").sum(), pl.col("amount").sum()).select(list(DAILY_SCHEMA)),
             summary.group_by("subject_id")
@@ -236,7 +253,6 @@ def combine(states: list[ProfileState], config: InterestConfig) -> ProfileState:
                 pl.col("last_purchase").max(),
             )
             .select(list(SUMMARY_SCHEMA)),
-            _combine_interests(interests),
         ]
     )
-    return ProfileState(*combined)
+    return ProfileState(daily_sums, summaries, _combine_interests(interests))
