@@ -52,6 +52,7 @@ from typing import Any, Protocol
 import polars as pl
 
 from server.auth.principal import SYSTEM_ACTOR, Actor
+from server.observability.logs import failure_fields
 from server.profiles.build_runs import (
     BuildErrorCode,
     BuildRun,
@@ -278,13 +279,14 @@ def _fail(
     message = (
         f"failed {where} ({cause}); partitions before it hold the new state, it and those after it their previous one"
     )
-    logger.error("profile build failed", exc_info=error, extra={"where": "profile_build", "outcome": code.value})
+    logger.error("profile build failed", extra={"outcome": code.value, **failure_fields(error)})
     try:
         with runtime.unit_of_work(actor) as unit:
             ended = fail_run(unit.session, run.id, now=unit.clock(), code=code, message=message)
             _audit_finish(unit, ended)
-    except Exception:  # the database that failed the build may refuse this too; the next build marks it abandoned
-        logger.error("profile build failure not recorded", exc_info=True, extra={"where": "profile_build"})
+    except Exception as unrecorded:  # noqa: BLE001 - the database that failed may refuse this too
+        # The next build marks the run abandoned. Not ``logger.exception``: see ``failure_fields``.
+        logger.error("profile build failure not recorded", extra=failure_fields(unrecorded))  # noqa: TRY400
         return replace(run, status=BuildStatus.FAILED, error_code=code.value, error_message=message)
     return ended
 
