@@ -21,6 +21,7 @@ from privacy.identifiers import IdentifierKind, normalize
 from server.auth.principal import Role
 from server.storage.tables import ProfileDailyRow, ProfileInterestRow, ProfileSummaryRow
 from server.subjects.service import find_subject
+from tests.http.test_attributes_api import UPSERT
 from tests.profiles.test_build_surfaces import follow
 from tests.profiles.test_profile_api import INGEST, sent
 from tests.support.live_server import LiveServer
@@ -185,6 +186,11 @@ def test_nobody_to_show_reads_exactly_alike_on_http_and_socket_and_logs_no_ident
     for email, granted in ((stateless, True), (withdrawn, False)):
         body = live_server.graphql(RECORD_CONSENT, token=compliance, variables={"email": email, "granted": granted})
         assert body.json()["data"]["recordConsent"] == {"recorded": True, "errors": []}
+    declared = {"email": stateless, "birthYear": 1990, "region": "FR-IDF"}  # traits, but still no event
+    upserted = live_server.graphql(
+        UPSERT, token=live_server.issue_key(Role.ADMIN), variables={"batch": {"records": [declared]}}
+    )
+    assert upserted.json()["data"]["upsertAttributes"]["accepted"] == 1, upserted.json()
     partner = live_server.new_partner().id
     phone = "+33 6 12 34 56 78"
     identifiers: list[dict[str, Any]] = [
