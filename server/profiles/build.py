@@ -21,18 +21,18 @@ A failed, interrupted or killed run therefore leaves each partition at its previ
 its new one, never between, and the previous results stay readable throughout. Partitions are
 independent: each reads and writes only its own subjects, and memory is bounded by the largest.
 
-Reading inside the writers' turn is what keeps a concurrent ingest batch from being lost: every
-writer of events or state (ingestion, merges, splits) takes that turn first, so once it is ours
-every batch before us has committed and none can commit until we do. The events are read over
+Reading inside the writers' turn is what keeps a concurrent ingest batch from being lost, and a
+concurrent withdrawal from being undone: every writer of events, state or consent (ingestion,
+merges, splits, ``server.consent.service.record_frame``) takes that turn first, so once it is ours
+every change before us has committed and none can commit until we do. The events are read over
 ADBC on a connection of its own, in autocommit, after the turn is taken
 (``server.storage.arrow_reads``): on PostgreSQL that connection's query starts after the advisory
 lock was granted and so sees every committed batch; on SQLite a child process reads the last
 committed state of the WAL, which no one else can extend while we hold the write lock. (Reading
 through the unit of work's own connection would go through the DB-API's rows, which is what ADBC
 is here to avoid.) Where ADBC cannot reach the database (SQLite in memory) ``SessionReader`` reads
-through that connection instead. A consent change that does not take the turn may land between
-the read and the commit; the next build or fold corrects it, and every read checks consent at the
-time of reading anyway.
+through that connection instead. (``tests/privacy/test_profile_races.py`` tries to commit a withdrawal
+and a split between a partition's read and its write, through ``evaluate``.)
 
 ``run_build`` runs in the caller's thread and returns the run as it ended; ``start_build`` records
 the run and builds on a background thread (the admin mutation), returning the run's id.
