@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import re
-import traceback
 from collections.abc import Iterable
 from enum import StrEnum
 from typing import Any
@@ -28,6 +27,7 @@ from strawberry.exceptions import MissingQueryError
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 
 from schema.permissions import any_role
+from server.observability.logs import failure_fields
 from server.storage.availability import is_unavailable
 
 logger = logging.getLogger("audience.graphql")
@@ -185,6 +185,4 @@ def _mask(error: GraphQLError, request_id: str) -> GraphQLError:
 
 def _log_unexpected(event: str, request_id: str, original: BaseException | None) -> None:
     """Type and place only: a driver's message text can quote the values of a statement."""
-    frames = traceback.extract_tb(original.__traceback__) if original is not None else []
-    where = " <- ".join(f"{frame.filename.rsplit('/', 1)[-1]}:{frame.lineno}" for frame in reversed(frames[-6:]))
-    logger.error(event, extra={"request_id": request_id, "error_type": type(original).__name__, "where": where})
+    logger.error(event, extra={"request_id": request_id, **failure_fields(original)})

@@ -17,6 +17,8 @@ from schema.profiles.quality_types import (
 from server.frames.tallies import REJECTED_PREFIX, Outcome
 from server.profiles import quality
 
+MAX_BUILD_ID = 2**63 - 1
+
 
 @strawberry.type
 class QualityQueries:
@@ -28,11 +30,20 @@ class QualityQueries:
     async def data_quality(
         self, info: Info[Context, None], build_id: strawberry.ID | None = None
     ) -> list[SourceQuality]:
-        if build_id is not None and not build_id.isdigit():
+        wanted = None if build_id is None else _build_number(build_id)
+        if build_id is not None and wanted is None:
             return []
-        wanted = None if build_id is None else int(build_id)
         report = await info.context.run(lambda unit: quality.reports_for(unit.session, wanted))
         return [_to_graphql(row) for row in report.iter_rows(named=True)]
+
+
+def _build_number(build_id: str) -> int | None:
+    """The build an ID names, or None when it can name none: only ASCII digits (``int`` also reads
+    other scripts' digits) and within the 64-bit column (past it the database refuses the query)."""
+    if not (build_id.isascii() and build_id.isdigit()):
+        return None
+    number = int(build_id)
+    return number if number <= MAX_BUILD_ID else None
 
 
 def _to_graphql(row: dict[str, Any]) -> SourceQuality:

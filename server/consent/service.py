@@ -27,6 +27,7 @@ from privacy.consent import (
 from privacy.purposes import Purpose
 from server.profiles import store as profiles
 from server.storage.bulk import bulk_insert, bulk_upsert
+from server.storage.locks import serialize_identity_writes
 from server.storage.lookup import frame_where_in
 from server.storage.tables import ConsentRecordRow, ConsentStateRow, PartnerRow
 from server.storage.upsert import table_of
@@ -125,9 +126,16 @@ def record_frame(session: Session, ledger: pl.DataFrame) -> None:
 
     The state moves to an entry only if it is not older than the stored state: a statement that
     arrives late (an old file imported after a withdrawal) is kept in the ledger, never in force.
+
+    It takes the identity writers' turn first, as every writer of profile state does: a consent
+    change decides whose state a build partition may write, and one committed between the
+    partition's read and its write would let the build write state for someone who just withdrew
+    (on PostgreSQL; SQLite's one write lock already orders them). Before any write, so that it is
+    never waited for while holding row locks a turn-holder needs.
     """
     if ledger.height == 0:
         return
+    serialize_identity_writes(session)
     bulk_insert(session, ConsentRecordRow, ledger, ignore_conflicts=False)
     latest = ledger.sort("recorded_at").group_by(STATE_KEYS, maintain_order=True).last()
     bulk_upsert(

@@ -52,6 +52,7 @@ from privacy.field_crypto import new_data_key
 from server.identity.rebuilds import RebuildReason, mark_for_rebuild
 from server.profiles import store as profiles
 from server.runtime import UnitOfWork
+from server.storage.locks import serialize_identity_writes
 from server.storage.subject_tables import SPLIT_STEPS, SplitPolicy, SubjectTable, check_carried_out
 from server.storage.tables import IdentityMergeRow, SubjectKeyRow, SubjectRow
 
@@ -132,8 +133,15 @@ def recent_merges(session: Session, *, limit: int = 20) -> list[MergeInfo]:
 
 
 def split_merge(unit: UnitOfWork, merge_id: int) -> SplitResult:
-    """Undo one journaled merge in the caller's transaction; audited as ``identity.split``."""
+    """Undo one journaled merge in the caller's transaction; audited as ``identity.split``.
+
+    Takes the identity writers' turn first, like a merge (inside ingestion): a split moves events
+    between subjects and recomputes both sides' profile state, so one committed inside a build
+    partition, between its read and its write, would leave the winner with state built from the
+    loser's events too (on PostgreSQL; on SQLite the unit of work's write lock orders them).
+    """
     session, now = unit.session, unit.clock()
+    serialize_identity_writes(session)  # before the row locks below, which a turn-holder may need
     merge = session.scalar(select(IdentityMergeRow).where(IdentityMergeRow.id == merge_id).with_for_update())
     if merge is None:
         raise SplitError(SplitErrorCode.UNKNOWN_MERGE)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import traceback
 from datetime import UTC, datetime
 from typing import Any
 
@@ -74,6 +75,18 @@ class JsonLineFormatter(logging.Formatter):
         if record.exc_info and record.exc_info[0] is not None:
             line["error_type"] = record.exc_info[0].__name__
         return json.dumps(line, separators=(",", ":"), default=str)
+
+
+def failure_fields(error: BaseException | None) -> dict[str, str]:
+    """``extra`` fields for a record about ``error``: its type and where it was raised, never its text.
+
+    Pass these instead of ``exc_info``: this module's formatter drops exception text, but a process
+    that never configured logging (a CLI command) prints a record through Python's last-resort
+    handler, traceback and message in full, and a driver's message can quote a stored value.
+    """
+    frames = traceback.extract_tb(error.__traceback__) if error is not None else []
+    where = " <- ".join(f"{frame.filename.rsplit('/', 1)[-1]}:{frame.lineno}" for frame in reversed(frames[-6:]))
+    return {"error_type": type(error).__name__, "where": where}
 
 
 def configure_logging(level: str) -> None:

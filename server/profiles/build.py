@@ -21,18 +21,18 @@ A failed, interrupted or killed run therefore leaves each partition at its previ
 its new one, never between, and the previous results stay readable throughout. Partitions are
 independent: each reads and writes only its own subjects, and memory is bounded by the largest.
 
-Reading inside the writers' turn is what keeps a concurrent ingest batch from being lost: every
-writer of events or state (ingestion, merges, splits) takes that turn first, so once it is ours
-every batch before us has committed and none can commit until we do. The events are read over
+Reading inside the writers' turn is what keeps a concurrent ingest batch from being lost, and a
+concurrent withdrawal from being undone: every writer of events, state or consent (ingestion,
+merges, splits, ``server.consent.service.record_frame``) takes that turn first, so once it is ours
+every change before us has committed and none can commit until we do. The events are read over
 ADBC on a connection of its own, in autocommit, after the turn is taken
 (``server.storage.arrow_reads``): on PostgreSQL that connection's query starts after the advisory
 lock was granted and so sees every committed batch; on SQLite a child process reads the last
 committed state of the WAL, which no one else can extend while we hold the write lock. (Reading
 through the unit of work's own connection would go through the DB-API's rows, which is what ADBC
 is here to avoid.) Where ADBC cannot reach the database (SQLite in memory) ``SessionReader`` reads
-through that connection instead. A consent change that does not take the turn may land between
-the read and the commit; the next build or fold corrects it, and every read checks consent at the
-time of reading anyway.
+through that connection instead. (``tests/privacy/test_profile_races.py`` tries to commit a withdrawal
+and a split between a partition's read and its write, through ``evaluate``.)
 
 ``run_build`` runs in the caller's thread and returns the run as it ended; ``start_build`` records
 the run and builds on a background thread (the admin mutation), returning the run's id.
@@ -52,6 +52,7 @@ from typing import Any, Protocol
 import polars as pl
 
 from server.auth.principal import SYSTEM_ACTOR, Actor
+from server.observability.logs import failure_fields
 from server.profiles.build_runs import (
     BuildErrorCode,
     BuildRun,
@@ -278,13 +279,14 @@ def _fail(
     message = (
         f"failed {where} ({cause}); partitions before it hold the new state, it and those after it their previous one"
     )
-    logger.error("profile build failed", exc_info=error, extra={"where": "profile_build", "outcome": code.value})
+    logger.error("profile build failed", extra={"outcome": code.value, **failure_fields(error)})
     try:
         with runtime.unit_of_work(actor) as unit:
             ended = fail_run(unit.session, run.id, now=unit.clock(), code=code, message=message)
             _audit_finish(unit, ended)
-    except Exception:  # the database that failed the build may refuse this too; the next build marks it abandoned
-        logger.error("profile build failure not recorded", exc_info=True, extra={"where": "profile_build"})
+    except Exception as unrecorded:  # noqa: BLE001 - the database that failed may refuse this too
+        # The next build marks the run abandoned. Not ``logger.exception``: see ``failure_fields``.
+        logger.error("profile build failure not recorded", extra=failure_fields(unrecorded))  # noqa: TRY400
         return replace(run, status=BuildStatus.FAILED, error_code=code.value, error_message=message)
     return ended
 

@@ -8,7 +8,8 @@ subjects from their events (a split, a subject whose state was missing). Only su
 Additive tables are folded in by the database (``bulk_accumulate``: no read before the write);
 interest accumulators, whose decay SQLite cannot compute, are read, combined and written back.
 That read-modify-write is safe because every writer of state holds the identity writers' turn
-(``server.storage.locks``): ingestion, merges, splits and each partition of a build.
+(``server.storage.locks``): ingestion, merges, splits, consent changes (a withdrawal drops state)
+and each partition of a build.
 """
 
 from __future__ import annotations

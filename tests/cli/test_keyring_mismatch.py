@@ -162,6 +162,7 @@ COMMANDS = {
     "partners list": ["partners", "list"],
     "audit verify": ["audit", "verify"],
     "identity merges": ["identity", "merges"],
+    "build": ["build"],
     "init": ["init"],
 }
 

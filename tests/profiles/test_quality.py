@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -415,3 +415,25 @@ def test_analysts_read_the_report_over_http_and_partners_are_refused(live_server
     refused = live_server.graphql(QUALITY, token=partner, variables={"build": str(build_id)}).json()
     assert refused["data"] is None
     assert [error["extensions"]["code"] for error in refused["errors"]] == ["FORBIDDEN"]
+
+
+ARABIC_INDIC = str.maketrans("0123456789", "\u0660\u0661\u0662\u0663\u0664\u0665\u0666\u0667\u0668\u0669")
+NOT_BUILD_IDS: dict[str, Callable[[int], str]] = {
+    "letters": lambda _real: "not-a-build",
+    "negative": lambda real: f"-{real}",
+    "past-64-bits": lambda _real: "9" * 20,
+    "another-scripts-digits": lambda real: str(real).translate(ARABIC_INDIC),  # int() reads them as the real id
+}
+
+
+@pytest.mark.parametrize("spelling", sorted(NOT_BUILD_IDS))
+def test_a_build_id_that_can_name_no_build_reads_as_an_empty_report(live_server: LiveServer, spelling: str) -> None:
+    """Neither an internal error (a number past the column's 64 bits) nor another build's report."""
+    sent = event(anonymous_id="quality-ids", timestamp=datetime.now(UTC) - timedelta(minutes=5))
+    assert ingest(live_server.runtime, [sent]).accepted == 1
+    real, report = build(live_server.runtime, datetime.now(UTC))
+    assert report.height > 0
+    analyst = live_server.issue_key(Role.ANALYST)
+    build_id = NOT_BUILD_IDS[spelling](real)
+    body = live_server.graphql(QUALITY, token=analyst, variables={"build": build_id}).json()
+    assert body == {"data": {"dataQuality": []}}
