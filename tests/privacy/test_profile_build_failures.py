@@ -68,9 +68,11 @@ def subject_ids(runtime: Runtime) -> list[str]:
 
 
 def duplicated_row(events: pl.LazyFrame, config: InterestConfig, /) -> ProfileState:
-    """A state the database refuses: one daily row twice (a duplicate key, quoted by PostgreSQL)."""
+    """A state the database refuses: one daily row changed and written twice (a duplicate key,
+    quoted by PostgreSQL; a build writes only rows that differ from those stored)."""
     state = streaming_state(events, config)
-    return dataclasses.replace(state, daily=pl.concat([state.daily, state.daily.head(1)]))
+    changed = state.daily.head(1).with_columns(pl.col("events") + 1)
+    return dataclasses.replace(state, daily=pl.concat([state.daily.slice(1), changed, changed]))
 
 
 def assert_says_nothing_of_the_data(said: str, runtime: Runtime) -> None:
@@ -94,12 +96,12 @@ def test_a_build_refused_by_the_database_logs_and_records_no_text_of_the_error(
     assert_says_nothing_of_the_data(logged.getvalue(), profiled)
 
 
+@pytest.mark.parametrize("backend", ["postgresql"])  # a SQLite file has no server to drop the connection
 def test_a_database_connection_killed_mid_build_fails_the_run_without_text(
     profiled: Runtime, logged: io.StringIO
 ) -> None:
-    """PostgreSQL only: the build's own connections are terminated between its read and its write."""
-    if is_sqlite(profiled.engine):
-        pytest.skip("a SQLite file has no server to drop the connection")
+    """The build's own connections are terminated between its read and its write."""
+    assert not is_sqlite(profiled.engine)
 
     def terminate_the_others(events: pl.LazyFrame, config: InterestConfig, /) -> ProfileState:
         with profiled.engine.connect() as connection:
