@@ -150,7 +150,7 @@ def _named_topics(events: pl.LazyFrame, config: InterestConfig) -> pl.LazyFrame:
     )
 
 
-def interests_of(events: pl.LazyFrame, config: InterestConfig) -> pl.DataFrame:
+def interests_of(events: pl.LazyFrame, config: InterestConfig, *, streaming: bool = False) -> pl.DataFrame:
     """Each (event, topic) is an accumulator (its type's weight, its time); they combine per topic."""
     singles = (
         _named_topics(events, config)
@@ -164,10 +164,10 @@ def interests_of(events: pl.LazyFrame, config: InterestConfig) -> pl.DataFrame:
             "half_life_days",
         )
     )
-    return _combine_interests(singles)
+    return _combine_interests(singles, streaming=streaming)
 
 
-def _combine_interests(accumulators: pl.LazyFrame) -> pl.DataFrame:
+def _combine_interests(accumulators: pl.LazyFrame, *, streaming: bool = False) -> pl.DataFrame:
     """``accumulators`` carry their topic's ``half_life_days``.
 
     Decaying each accumulator to its group's latest ``as_of`` would need that maximum inside the
@@ -179,7 +179,7 @@ def _combine_interests(accumulators: pl.LazyFrame) -> pl.DataFrame:
     materialized once, so that route does not compute it again.
     """
     keys = ("subject_id", "topic")
-    given = accumulators.collect()
+    given = accumulators.collect(engine="streaming" if streaming else "auto")
     reference = pl.col("as_of").max()
     exponent = decay_exponent(reference - pl.col("as_of"), pl.col("half_life_days"))  # <= 0
     fast = (
@@ -225,7 +225,7 @@ def state_of(events: pl.LazyFrame, config: InterestConfig, *, streaming: bool = 
     """The state of a set of events (``STATE_EVENT_SCHEMA``), all four frames in one collect."""
     events = events.select(list(STATE_EVENT_SCHEMA))
     daily, summary = pl.collect_all([daily_of(events), summary_of(events)], engine="streaming" if streaming else "auto")
-    return ProfileState(daily=daily, summary=summary, interests=interests_of(events, config))
+    return ProfileState(daily=daily, summary=summary, interests=interests_of(events, config, streaming=streaming))
 
 
 def combine(states: list[ProfileState], config: InterestConfig) -> ProfileState:
