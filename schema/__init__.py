@@ -25,6 +25,8 @@ from schema.ingest.types import SEGMENT_EVENT_SCALAR, SegmentEvent
 from schema.limits import DocumentLimits, IntrospectionPolicy, validation_rules
 from schema.observe import OperationObserver
 from schema.permissions import declared_roles
+from schema.profiles.build_mutations import ProfileBuildMutations
+from schema.profiles.build_queries import ProfileBuildQueries
 from schema.profiles.queries import ProfileQueries
 from schema.system.queries import SystemQueries
 from server.observability.metrics import Metrics
@@ -32,12 +34,12 @@ from server.settings import Settings
 
 
 @strawberry.type
-class Query(SystemQueries, AccessQueries, AuditQueries, ConsentQueries, ProfileQueries):
+class Query(SystemQueries, AccessQueries, AuditQueries, ConsentQueries, ProfileQueries, ProfileBuildQueries):
     pass
 
 
 @strawberry.type
-class Mutation(AccessMutations, ConsentMutations, IngestMutations):
+class Mutation(AccessMutations, ConsentMutations, IngestMutations, ProfileBuildMutations):
     pass
 
 

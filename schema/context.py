@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from server.auth.principal import Principal
@@ -39,3 +40,13 @@ class Context:
                 return work(unit)
 
         return await run_in_threadpool(in_transaction)
+
+    async def read(self, work: Callable[[Session], T]) -> T:
+        """Run ``work`` on a plain session on a worker thread: for reads of non-personal records
+        (build history) that need no audit entry and should not queue behind writers for a turn."""
+
+        def in_session() -> T:
+            with self.runtime.sessions() as session:
+                return work(session)
+
+        return await run_in_threadpool(in_session)

@@ -15,7 +15,14 @@ from rich.console import Console
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from privacy.keyring import KeyringError
-from server.cli import access_commands, audit_commands, identity_commands, import_commands, setup_commands
+from server.cli import (
+    access_commands,
+    audit_commands,
+    build_commands,
+    identity_commands,
+    import_commands,
+    setup_commands,
+)
 from server.cli.errors import CliError
 from server.gc_tuning import tune_for_throughput
 from server.settings import SettingsError, load_settings
@@ -36,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     audit_commands.register(commands)
     import_commands.register(commands)
     identity_commands.register(commands)
+    build_commands.register(commands)
     return parser
 
 

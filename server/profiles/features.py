@@ -21,7 +21,6 @@ every formula.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Final
@@ -32,7 +31,7 @@ from server.frames.profiles import PURCHASE, TIMESTAMP
 from server.frames.vocabulary import CHANNEL_ORDER
 from server.profiles.config import LifecycleRules, ProfileConfig
 from server.profiles.state import ProfileState, decayed_interests
-from server.profiles.tiers import tier_expr
+from server.profiles.tiers import CutPoints, tier_expr
 from server.taxonomy.taxonomy import Taxonomy
 
 __all__ = [
@@ -249,7 +248,7 @@ def features(
     *,
     as_of: datetime,
     config: ProfileConfig,
-    cut_points: Mapping[str, float] | None,
+    cut_points: CutPoints | None,
 ) -> pl.LazyFrame:
     """One row per subject with state and an event up to ``as_of``'s day (``FEATURE_SCHEMA``).
 

@@ -38,6 +38,7 @@ COMMANDS = [
     ["identity", "merges"],
     ["identity", "split"],
     ["demo", "generate"],
+    ["build"],
 ]
 
 

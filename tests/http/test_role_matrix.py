@@ -12,6 +12,7 @@ from tests.support.live_server import LiveServer
 ALL = frozenset(Role)
 ADMIN = frozenset({Role.ADMIN})
 COMPLIANCE = frozenset({Role.COMPLIANCE})
+BUILD_READERS = frozenset({Role.ADMIN, Role.ANALYST})
 SENDERS = frozenset({Role.PARTNER, Role.ADMIN})
 PROFILE_READERS = frozenset({Role.COMPLIANCE, Role.ADMIN})
 
@@ -37,6 +38,10 @@ EXPECTED: dict[str, tuple[frozenset[Role], str]] = {
         'mutation { recordPrivacySignal(input: {identifier: {kind: EMAIL, value: "probe@example.org"},'
         ' signal: GLOBAL_PRIVACY_CONTROL, source: "test"}) { recorded } }',
     ),
+    "Query.profileBuild": (BUILD_READERS, "{ profileBuild(id: 0) { status } }"),
+    "Query.profileBuilds": (BUILD_READERS, "{ profileBuilds(first: 1) { status } }"),
+    # Out of range: refused before any build starts on the shared server.
+    "Mutation.startProfileBuild": (ADMIN, "mutation { startProfileBuild(partitions: 0) { errors { code } } }"),
     "Mutation.ingestEvents": (SENDERS, "mutation { ingestEvents(batch: {events: []}) { received } }"),
     "Mutation.upsertAttributes": (ADMIN, "mutation { upsertAttributes(batch: {records: []}) { received } }"),
     "Mutation.createPartner": (

@@ -9,6 +9,7 @@ import pytest
 
 from server.profiles.config import LifecycleRules
 from server.profiles.features import FEATURE_SCHEMA, features
+from server.profiles.tiers import CutPoints
 from tests.profiles.frames import AS_OF, CONFIG, Event, days_ago, inputs_of
 
 
@@ -112,12 +113,15 @@ def test_recency_frequency_monetary_and_channel_mix() -> None:
     assert browser["active_days_lifetime"] == 1
 
 
+CUTS = CutPoints(high=100.0, low=20.0, buyers=4)
+
+
 def test_value_tier_against_the_cut_points_and_none_before_any() -> None:
     revenue = {1: 100.0, 2: 99.99, 3: 20.0, 4: 19.99}
     events: list[Event] = [(s, "purchase", "web", days_ago(1), None, amount) for s, amount in revenue.items()]
     events.append((5, "page_view", "web", days_ago(1), None, None))
     inputs = inputs_of(events)
-    cut = by_subject(features(inputs, as_of=AS_OF, config=CONFIG, cut_points={"high": 100.0, "low": 20.0}).collect())
+    cut = by_subject(features(inputs, as_of=AS_OF, config=CONFIG, cut_points=CUTS).collect())
     assert {s: r["value_tier"] for s, r in cut.items()} == {1: "high", 2: "normal", 3: "normal", 4: "low", 5: "low"}
     uncut = by_subject(features(inputs, as_of=AS_OF, config=CONFIG, cut_points=None).collect())
     assert {r["value_tier"] for r in uncut.values()} == {None}
