@@ -55,12 +55,14 @@ import pandas as pd  # type: ignore[import-untyped]
 import polars as pl
 from build_baselines import HEADLINE, features_table, run_contender
 from build_data import STATE_FRAMES, adbc_connection, analyze, load_events, prepare_database, read_frame, state_table
-from pydantic import SecretStr
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from privacy.keyring import dumps_keyring, generate_keyring
+from privacy.keyring import generate_keyring, write_keyring_file
 from server.gc_tuning import tune_for_throughput
+from server.profiles.build import run_build
+from server.profiles.config import profile_config
+from server.runtime import build_runtime
 from server.settings import Settings
 from server.taxonomy import load_taxonomy
 
@@ -69,6 +71,7 @@ POSTGRES_ADMIN_URL = os.environ.get(
 )
 CONTENDERS: Final = ("polars", "duckdb", "pandas")
 SAMPLE_SECONDS: Final = 0.05
+KEYRING_FILE: Final = "keyring.json"
 RELATIVE_TOLERANCE: Final = 1e-9
 
 
@@ -93,16 +96,20 @@ def database(backend: str, directory: Path) -> Iterator[str]:
 
 
 def settings_for(url: str, directory: Path) -> Settings:
-    """What every phase computes under: the defaults (weights, half-lives, lifecycle), this database."""
-    return Settings(data_dir=directory, database_url=url)
+    """What every phase computes under: the defaults (weights, half-lives, lifecycle), this database,
+    the keyring file the load phase wrote."""
+    return Settings(data_dir=directory, database_url=url, keyring_path=directory / KEYRING_FILE)
 
 
 # --- phases (each in a process of its own) ------------------------------------------------------------
 
 
-def phase_load(url: str, *, events: int, as_of: datetime) -> dict[str, Any]:
+def phase_load(url: str, directory: Path, *, events: int, as_of: datetime) -> dict[str, Any]:
+    """The keyring is bound to the database before any data goes in, as on a real first start."""
     started = time.perf_counter()
     prepare_database(url, CONTENDERS)
+    write_keyring_file(directory / KEYRING_FILE, generate_keyring())
+    build_runtime(settings_for(url, directory)).dispose()
     loaded = load_events(url, events=events, end=as_of, taxonomy=load_taxonomy())
     loaded_at = time.perf_counter()
     analyze(url)
@@ -110,12 +117,7 @@ def phase_load(url: str, *, events: int, as_of: datetime) -> dict[str, Any]:
 
 
 def phase_build(url: str, directory: Path, *, partitions: int | None) -> dict[str, Any]:
-    from server.profiles.build import run_build
-    from server.runtime import build_runtime
-
-    keyring = generate_keyring()
-    settings = Settings(data_dir=directory, database_url=url, keyring=SecretStr(dumps_keyring(keyring)))
-    runtime = build_runtime(settings, keyring=keyring)
+    runtime = build_runtime(settings_for(url, directory))
     try:
         started = time.perf_counter()
         run = run_build(runtime, partitions=partitions)
@@ -134,8 +136,6 @@ def phase_build(url: str, directory: Path, *, partitions: int | None) -> dict[st
 
 
 def phase_contender(contender: str, url: str, directory: Path, *, as_of: datetime) -> dict[str, Any]:
-    from server.profiles.config import profile_config
-
     config = profile_config(settings_for(url, directory), load_taxonomy())
     timings = run_contender(contender, url, config, as_of)
     return asdict(timings) | {"seconds": timings.total, "compute": timings.compute}
@@ -196,7 +196,7 @@ def run_phase_here(arguments: argparse.Namespace) -> None:
     directory = Path(arguments.data_dir)
     url = arguments.url
     if arguments.phase == "load":
-        result = phase_load(url, events=arguments.load_events, as_of=as_of)
+        result = phase_load(url, directory, events=arguments.load_events, as_of=as_of)
     elif arguments.phase == "build":
         result = phase_build(url, directory, partitions=arguments.partitions)
     elif arguments.phase == "check":
@@ -296,8 +296,8 @@ def run_size(backend: str, events: int, arguments: argparse.Namespace) -> Figure
         stored = load.result["events"]
         print(
             f"{backend}: {stored:,} events loaded in {load.result['seconds']:.1f} s "
-            f"({load.result['consenting_events']:,} of {load.result['consenting']:,} consenting subjects "
-            f"of {load.result['subjects']:,})",
+            f"({load.result['consenting_events']:,} of them of the {load.result['consenting']:,} subjects "
+            f"granting profiling, of {load.result['subjects']:,})",
             flush=True,
         )
         phases = [measured("build", url, directory, arguments, partitions=arguments.partitions)]

@@ -1,8 +1,9 @@
 """The batch build bench's one-pass contenders: the same state and headline features three ways.
 
-Each reads the consenting subjects' events from the database once (ADBC, Arrow, the same query and
-the same typing for all), computes the three state frames (daily rollups, first and last times,
-decayed interest accumulators per named topic) and the headline features from them, and writes
+Each reads the consenting subjects' events from the database once (ADBC, Arrow, the build's own
+query, ``server.profiles.event_reader.consenting_events``, over the whole range of subject ids),
+computes the three state frames (daily rollups, first and last times, decayed interest
+accumulators per named topic) and the headline features from them, and writes
 both back to the database with the same bulk writer (ADBC ingest: binary ``COPY`` on PostgreSQL,
 one prepared ``INSERT`` in a transaction on SQLite) into tables keyed like the product's:
 
@@ -34,13 +35,15 @@ import duckdb
 import numpy as np
 import pandas as pd  # type: ignore[import-untyped]
 import polars as pl
-from build_data import STATE_FRAMES, adbc_connection, consenting_events_query, read_frame, state_table, write_frame
+from build_data import STATE_FRAMES, AdbcFrames, adbc_connection, state_table, write_frame
 
-from server.frames.profiles import PURCHASE, STATE_EVENT_SCHEMA
+from server.frames.profiles import PURCHASE
 from server.frames.subjects import IDENTITY_SCHEMA, TRAIT_SCHEMA
 from server.frames.vocabulary import CHANNEL_ORDER
 from server.profiles.config import ProfileConfig
+from server.profiles.event_reader import consenting_events
 from server.profiles.features import FEATURE_SCHEMA, MONETARY_WINDOW, WINDOWS, FeatureInputs, as_of_day, features
+from server.profiles.partitions import Partition
 from server.profiles.state import ProfileState, state_of
 
 __all__ = ["HEADLINE", "Timings", "features_table", "run_contender"]
@@ -365,9 +368,8 @@ def _timed(work: Callable[[], Any]) -> tuple[Any, float]:
 
 def run_contender(contender: str, url: str, config: ProfileConfig, as_of: datetime) -> Timings:
     """Read, compute, write; each step timed on its own."""
-    query, params = consenting_events_query()
     with adbc_connection(url) as connection:
-        events, read = _timed(lambda: read_frame(connection, query, STATE_EVENT_SCHEMA, params))
+        events, read = _timed(lambda: consenting_events(AdbcFrames(connection), Partition.whole()))
         exported = 0.0
         if contender == "polars":
             state, state_seconds = _timed(lambda: polars_state(events, config))

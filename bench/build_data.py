@@ -16,7 +16,7 @@ each other's locks (``server.storage.arrow_reads``).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -31,7 +31,7 @@ from sqlalchemy.engine import make_url
 
 from privacy.purposes import Purpose
 from server.demo import generate_population
-from server.frames.profiles import DAILY_SCHEMA, INTEREST_SCHEMA, STATE_EVENT_SCHEMA, SUMMARY_SCHEMA
+from server.frames.profiles import DAILY_SCHEMA, INTEREST_SCHEMA, SUMMARY_SCHEMA
 from server.frames.vocabulary import CHANNELS, EVENT_TYPES
 from server.storage import migrate
 from server.storage.engine import build_engine
@@ -42,9 +42,9 @@ from server.taxonomy.taxonomy import Taxonomy
 __all__ = [
     "CONSENTING_SHARE",
     "STATE_FRAMES",
+    "AdbcFrames",
     "Loaded",
     "adbc_connection",
-    "consenting_events_query",
     "load_events",
     "prepare_database",
     "read_frame",
@@ -72,17 +72,6 @@ STATE_FRAMES: Final = (
 def state_table(contender: str, table: str) -> str:
     """Where a baseline writes its copy of a state table (``profile_daily`` -> ``bench_duckdb_profile_daily``)."""
     return f"bench_{contender}_{table}"
-
-
-def consenting_events_query() -> tuple[str, tuple[str, ...]]:
-    """What every contender reads: the events of subjects granting ``profiling`` (our own, not a
-    partner's), the state's columns only; the build's own reader asks the same per partition."""
-    columns = ", ".join(f"e.{name}" for name in STATE_EVENT_SCHEMA)
-    query = (
-        f"SELECT {columns} FROM events e WHERE EXISTS (SELECT 1 FROM consent_state c "
-        "WHERE c.subject_id = e.subject_id AND c.purpose = ? AND c.partner_id = 0 AND c.granted)"
-    )
-    return query, (Purpose.PROFILING.value,)
 
 
 # --- ADBC ---------------------------------------------------------------------------------------------
@@ -141,6 +130,16 @@ def read_frame(connection: Any, query: str, schema: pl.Schema, params: tuple[Any
         return column.cast(pl.Datetime("us")).dt.replace_time_zone("UTC")  # all null: typed as integers
 
     return frame.select(typed(name, dtype).alias(name) for name, dtype in schema.items())
+
+
+@dataclass(frozen=True, slots=True)
+class AdbcFrames:
+    """``read_frame`` on one connection, as the product's readers answer (``FrameReader``)."""
+
+    connection: Any
+
+    def frame(self, query: str, schema: pl.Schema, params: Sequence[Any] = ()) -> pl.DataFrame:
+        return read_frame(self.connection, query, schema, tuple(params))
 
 
 def write_frame(connection: Any, table: str, frame: pl.DataFrame, *, mode: str = "append") -> None:
