@@ -10,7 +10,8 @@ each ``--events`` size:
              ingestion); then planner statistics (ANALYZE)
     build    ours: ``server.profiles.build.run_build`` as ``audience build`` runs it: partitions of
              subject ids, each read as Arrow over ADBC, ``state_of`` on Polars' streaming engine,
-             the partition's state swapped in one transaction, the run recorded, cut points taken
+             the partition's state swapped in one transaction, the run recorded, cut points taken;
+             its read, compute and swap timed from outside (wrapped calls, its ``evaluate`` seam)
     polars   the product's functions in one pass over everyone (``bench/build_baselines.py``):
              the same read, ``state_of`` and ``features``, the same writer as the two below
     duckdb   the same state and headline features as DuckDB SQL over the same Arrow read
@@ -43,7 +44,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -60,7 +61,8 @@ from sqlalchemy.engine import make_url
 
 from privacy.keyring import generate_keyring, write_keyring_file
 from server.gc_tuning import tune_for_throughput
-from server.profiles.build import run_build
+from server.profiles import build as build_module
+from server.profiles.build import run_build, streaming_state
 from server.profiles.config import profile_config
 from server.runtime import build_runtime
 from server.settings import Settings
@@ -117,16 +119,34 @@ def phase_load(url: str, directory: Path, *, events: int, as_of: datetime) -> di
 
 
 def phase_build(url: str, directory: Path, *, partitions: int | None) -> dict[str, Any]:
+    """``run_build`` as it is, with its three steps per partition timed from outside: the read and
+    the swap of the state by wrapping the functions the build calls, the compute through its
+    ``evaluate`` seam (the product's own ``streaming_state``). The rest is the writers' turn, the
+    run's record, the commits and the cut points."""
+    spent = {"read": 0.0, "compute": 0.0, "write": 0.0}
+
+    def timed(step: str, function: Callable[..., Any]) -> Callable[..., Any]:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                spent[step] += time.perf_counter() - started
+
+        return call
+
+    build_module.consenting_events = timed("read", build_module.consenting_events)  # type: ignore[attr-defined]
+    build_module.replace_partition_state = timed("write", build_module.replace_partition_state)  # type: ignore[attr-defined]
     runtime = build_runtime(settings_for(url, directory))
     try:
         started = time.perf_counter()
-        run = run_build(runtime, partitions=partitions)
+        run = run_build(runtime, partitions=partitions, evaluate=timed("compute", streaming_state))
         seconds = time.perf_counter() - started
     finally:
         runtime.dispose()
     if run.status.value != "succeeded":
         raise RuntimeError(f"the build ended {run.status.value}: {run.error_code}")
-    return {
+    return spent | {
         "events": run.events_read,
         "seconds": seconds,
         "partitions": run.partitions,
@@ -309,26 +329,24 @@ def run_size(backend: str, events: int, arguments: argparse.Namespace) -> Figure
 
 
 def print_table(figures: list[Figures]) -> None:
-    header = (
-        f"{'backend':<10} {'events':>11} {'contender':<22} {'read s':>7} {'compute s':>9} {'write s':>7} "
-        f"{'total s':>7} {'events/s':>10} {'peak MB':>8} {'total/DuckDB':>12} {'compute/DuckDB':>14} {'load avg':>9}"
+    print(
+        f"{'backend':<10} {'events':>11} {'contender':<24} {'read s':>7} {'state s':>7} {'features s':>10} "
+        f"{'write s':>7} {'total s':>7} {'events/s':>9} {'peak MB':>8} {'total/DuckDB':>12} {'state/DuckDB':>12} "
+        f"{'load avg':>9}"
     )
-    print(header)
     for f in figures:
         duck = next(p.result for p in f.phases if p.phase == "duckdb")
         for p in f.phases:
             r = p.result
             if p.phase == "build":
-                label, read, compute, write = f"ours: run_build ({r['partitions']} p.)", "", "", ""
-                compute_ratio = ""
+                label, state, featured = f"ours: run_build ({r['partitions']} p.)", r["compute"], "-"
             else:
                 label = {"polars": "ours: one pass", "duckdb": "DuckDB SQL", "pandas": "pandas"}[p.phase]
-                read, compute, write = f"{r['read']:.2f}", f"{r['compute']:.2f}", f"{r['write']:.2f}"
-                compute_ratio = f"{r['compute'] / duck['compute']:.2f}"
+                state, featured = r["state"], f"{r['features']:.2f}"
             print(
-                f"{f.backend:<10} {f.events:>11,} {label:<22} {read:>7} {compute:>9} {write:>7} "
-                f"{r['seconds']:>7.2f} {r['events'] / r['seconds']:>10,.0f} {p.peak_rss_mb:>8,.0f} "
-                f"{r['seconds'] / duck['seconds']:>12.2f} {compute_ratio:>14} "
+                f"{f.backend:<10} {f.events:>11,} {label:<24} {r['read']:>7.2f} {state:>7.2f} {featured:>10} "
+                f"{r['write']:>7.2f} {r['seconds']:>7.2f} {r['events'] / r['seconds']:>9,.0f} {p.peak_rss_mb:>8,.0f} "
+                f"{r['seconds'] / duck['seconds']:>12.2f} {state / duck['state']:>12.2f} "
                 f"{p.load_before:>4.1f}-{p.load_after:<4.1f}"
             )
         verdict = "yes" if f.check.result["agree"] else "no"
@@ -337,8 +355,9 @@ def print_table(figures: list[Figures]) -> None:
             print(f"{'':<10}   {problem}")
     print()
     print(
-        "events = events stored; events/s = events read (consenting subjects) / total s; "
-        "targets: 10 M events <= 30 s, <= 3 GB, compute within 1.5x of DuckDB"
+        "events = events stored; events/s = events read (consenting subjects) / total s; the build's total also "
+        "holds its writers' turn, run record, commits and cut points (and on SQLite its reader process's start). "
+        "Targets: 10 M events <= 30 s and <= 3 GB; compute within 1.5x of DuckDB"
     )
 
 
