@@ -137,6 +137,8 @@ def phase_build(url: str, directory: Path, *, partitions: int | None) -> dict[st
 
     build_module.consenting_events = timed("read", build_module.consenting_events)  # type: ignore[attr-defined]
     build_module.replace_partition_state = timed("write", build_module.replace_partition_state)  # type: ignore[attr-defined]
+    # The stored state it compares with is read like the events (a build writes only what differs).
+    build_module.stored_partition_state = timed("read", build_module.stored_partition_state)  # type: ignore[attr-defined]
     runtime = build_runtime(settings_for(url, directory))
     try:
         started = time.perf_counter()
