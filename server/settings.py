@@ -136,8 +136,12 @@ class Settings(BaseSettings):
     bot_events_per_day: int = Field(
         default=2_000, ge=10, le=10_000_000, description="More events than this in a day flags a subject as bot-like."
     )
-    build_partitions: int = Field(
-        default=8, ge=1, le=4096, description="Partitions of subjects a batch build works through, one at a time."
+    build_events_per_partition: int = Field(
+        default=100_000,
+        ge=1_000,
+        le=100_000_000,
+        description="Stored events per build partition when --partitions is not given: larger builds faster "
+        "and holds ingestion back longer per partition.",
     )
 
     @field_validator("interest_weights", "interest_half_lives")

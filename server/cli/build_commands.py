@@ -30,7 +30,7 @@ def register(commands: Any) -> None:
         "--partitions",
         type=_partitions,
         help=f"how many partitions of subjects (1-{MAX_PARTITIONS:,}; default: one per "
-        f"{EVENTS_PER_PARTITION:,} stored events)",
+        f"AUDIENCE_BUILD_EVENTS_PER_PARTITION stored events, {EVENTS_PER_PARTITION:,} unless set)",
     )
     parser.set_defaults(handler=run_build_command)
 

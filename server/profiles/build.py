@@ -178,7 +178,10 @@ def _begin(runtime: Runtime, *, partitions: int | None, actor: Actor) -> BuildRu
         raise InvalidPartitions(MAX_PARTITIONS)
     if partitions is None:
         with runtime.sessions() as session:  # one number: no use for Arrow
-            partitions = default_partition_count(stored_event_count(SessionReader(session)))
+            partitions = default_partition_count(
+                stored_event_count(SessionReader(session)),
+                per_partition=runtime.settings.build_events_per_partition,
+            )
     with runtime.unit_of_work(actor) as unit:
         serialize_identity_writes(unit.session)  # two builds starting at once: one begins, one is refused
         now = unit.clock()

@@ -65,5 +65,5 @@ def partitions_of(count: int) -> list[Partition]:
     return [Partition.of(index, count) for index in range(count)]
 
 
-def default_partition_count(events: int) -> int:
-    return max(1, min(MAX_PARTITIONS, math.ceil(events / EVENTS_PER_PARTITION)))
+def default_partition_count(events: int, *, per_partition: int = EVENTS_PER_PARTITION) -> int:
+    return max(1, min(MAX_PARTITIONS, math.ceil(events / per_partition)))
