@@ -341,3 +341,15 @@ def test_a_build_writes_only_what_changed(streamed: Runtime) -> None:
     assert after.daily.equals(current.daily)
     assert after.summary.equals(current.summary)
     assert not after.interests.equals(current.interests)
+
+
+def test_without_a_partition_count_the_build_sizes_partitions_by_the_setting(streamed: Runtime) -> None:
+    with streamed.sessions() as session:
+        stored = len(list(session.scalars(select(EventRow.message_key))))
+    per = stored // 3  # below the setting's floor, which model_copy does not check: three or four partitions
+    sized = dataclasses.replace(
+        streamed, settings=streamed.settings.model_copy(update={"build_events_per_partition": per})
+    )
+    run = run_build(at(sized))
+    assert run.status is BuildStatus.SUCCEEDED
+    assert run.partitions == -(-stored // per) in (3, 4)
