@@ -69,7 +69,7 @@ def streams(draw: st.DrawFn) -> list[list[dict[str, Any]]]:
 
 
 @pytest.mark.slow
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(batches=streams())
 def test_real_time_and_batch_give_the_same_state(runtime: Runtime, batches: list[list[dict[str, Any]]]) -> None:
     runtime = fixed_clock(runtime)
