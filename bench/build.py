@@ -38,14 +38,13 @@ import argparse
 import json
 import os
 import platform
-import secrets
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -56,8 +55,7 @@ import pandas as pd  # type: ignore[import-untyped]
 import polars as pl
 from build_baselines import HEADLINE, features_table, run_contender
 from build_data import STATE_FRAMES, adbc_connection, analyze, load_events, prepare_database, read_frame, state_table
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from databases import scratch_database  # bench/, beside this script
 
 from privacy.keyring import generate_keyring, write_keyring_file
 from server.gc_tuning import tune_for_throughput
@@ -68,9 +66,6 @@ from server.runtime import build_runtime
 from server.settings import Settings
 from server.taxonomy import load_taxonomy
 
-POSTGRES_ADMIN_URL = os.environ.get(
-    "AUDIENCE_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-)
 CONTENDERS: Final = ("polars", "duckdb", "pandas")
 SAMPLE_SECONDS: Final = 0.05
 KEYRING_FILE: Final = "keyring.json"
@@ -80,21 +75,8 @@ RELATIVE_TOLERANCE: Final = 1e-9
 # --- databases ---------------------------------------------------------------------------------------
 
 
-@contextmanager
-def database(backend: str, directory: Path) -> Iterator[str]:
-    if backend == "sqlite":
-        yield f"sqlite:///{directory / 'bench.db'}"
-        return
-    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    name = f"audience_bench_build_{os.getpid()}_{secrets.token_hex(3)}"
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+def database(backend: str, directory: Path) -> AbstractContextManager[str]:
+    return scratch_database(backend, directory, label="bench_build")
 
 
 def settings_for(url: str, directory: Path) -> Settings:

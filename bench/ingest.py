@@ -32,13 +32,12 @@ import cProfile
 import os
 import platform
 import pstats
-import secrets
 import sys
 import tempfile
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -48,10 +47,10 @@ import httpx
 import orjson
 import polars as pl
 import uvicorn
+from databases import scratch_database  # bench/, beside this script
 from pydantic import SecretStr
 from serving import base_environment, free_port, server  # bench/, beside this script
-from sqlalchemy import BigInteger, Float, LargeBinary, String, Text, UniqueConstraint, create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import BigInteger, Float, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, Session, mapped_column
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -78,9 +77,6 @@ from server.storage.upsert import table_of
 from server.taxonomy import load_taxonomy
 from server.taxonomy.taxonomy import Taxonomy
 
-POSTGRES_ADMIN_URL = os.environ.get(
-    "AUDIENCE_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-)
 CHUNK = DEFAULT_CHUNK_SIZE  # as `audience import`
 HTTP_BATCH = 1_000
 EVENTS_PER_PERSON = 50  # the generator's mean
@@ -122,21 +118,8 @@ def plain_rows(events: pl.DataFrame, *, source: str, now: datetime) -> pl.DataFr
 # --- databases ----------------------------------------------------------------------------------
 
 
-@contextmanager
-def database(backend: str, directory: Path) -> Iterator[str]:
-    if backend == "sqlite":
-        yield f"sqlite:///{directory / 'bench.db'}"
-        return
-    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    name = f"audience_bench_{os.getpid()}_{secrets.token_hex(3)}"
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+def database(backend: str, directory: Path) -> AbstractContextManager[str]:
+    return scratch_database(backend, directory, label="bench")
 
 
 def prepared_runtime(url: str, directory: Path, keyring: Keyring) -> Runtime:
