@@ -28,11 +28,9 @@ import polars as pl
 import pytest
 from sqlalchemy import select, text
 
-from privacy.consent import ConsentPurpose, LegalBasis
 from privacy.identifiers import IdentifierKind
 from server.auth.principal import SYSTEM_ACTOR
 from server.consent import service as consent
-from server.consent.requests import RawIdentifier, record_consent
 from server.identity.split import split_merge
 from server.profiles.build import run_build, streaming_state
 from server.profiles.build_runs import BuildStatus
@@ -42,6 +40,7 @@ from server.runtime import Runtime
 from server.storage.engine import is_sqlite
 from server.storage.tables import IdentityMergeRow, ProfileDailyRow, ProfileInterestRow, ProfileSummaryRow
 from tests.ingest.batches import NOW, count, event, fixed_clock, ingest, subject_of
+from tests.profiles.consent_steps import record_profiling
 from tests.profiles.state_checks import assert_state_follows_events
 
 PROFILING = ["analytics", "profiling"]
@@ -132,17 +131,7 @@ def build_with(runtime: Runtime, change: Callable[[], None]) -> None:
 
 
 def withdraw_through_the_consent_api(runtime: Runtime) -> None:
-    with at(runtime, 1).unit_of_work(SYSTEM_ACTOR) as unit:
-        record_consent(
-            unit,
-            identifier=RawIdentifier(IdentifierKind.EMAIL, ANA),
-            purpose=ConsentPurpose.PROFILING,
-            partner_id=None,
-            granted=False,
-            legal_basis=LegalBasis.CONSENT,
-            source="cmp:web",
-            policy_version="v1",
-        )
+    record_profiling(at(runtime, 1), ANA, granted=False)
 
 
 def withdraw_through_an_event(runtime: Runtime) -> None:

@@ -11,10 +11,9 @@ import polars as pl
 import pytest
 from sqlalchemy import select, update
 
-from privacy.consent import ConsentPurpose, LegalBasis
+from privacy.consent import ConsentPurpose
 from privacy.identifiers import IdentifierKind
 from server.auth.principal import SYSTEM_ACTOR
-from server.consent.requests import RawIdentifier, record_consent
 from server.profiles.build import BuildProgress, run_build, state_as_of, streaming_state
 from server.profiles.build_runs import (
     BuildErrorCode,
@@ -35,6 +34,7 @@ from server.runtime import Runtime
 from server.storage.tables import AuditEntryRow, ConsentStateRow, EventRow
 from server.taxonomy.taxonomy import taxonomy_for
 from tests.ingest.batches import NOW, event, fixed_clock, ingest, subject_of
+from tests.profiles.consent_steps import record_profiling
 from tests.profiles.states import (
     KEYS,
     assert_same_state,
@@ -53,17 +53,7 @@ def at(runtime: Runtime, moment: timedelta = timedelta(0)) -> Runtime:
 
 
 def withdraw_profiling(runtime: Runtime, person: Person) -> None:
-    with at(runtime).unit_of_work(SYSTEM_ACTOR) as unit:
-        record_consent(
-            unit,
-            identifier=RawIdentifier(IdentifierKind.EMAIL, person.email),
-            purpose=ConsentPurpose.PROFILING,
-            partner_id=None,
-            granted=False,
-            legal_basis=LegalBasis.CONSENT,
-            source="test",
-            policy_version="v1",
-        )
+    record_profiling(at(runtime), person.email, granted=False, source="test")
 
 
 def subject(runtime: Runtime, person: Person) -> int:

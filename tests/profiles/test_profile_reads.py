@@ -13,11 +13,10 @@ from typing import Any
 import polars as pl
 import pytest
 
-from privacy.consent import ConsentPurpose, LegalBasis
 from privacy.identifiers import IdentifierKind
 from server.audit.service import page
 from server.auth.principal import SYSTEM_ACTOR
-from server.consent.requests import RawIdentifier, record_consent
+from server.consent.requests import RawIdentifier
 from server.ingest.attributes import ATTRIBUTE_SCHEMA, upsert_attributes
 from server.ingest.setup import guardrails_from
 from server.profiles.features import LifecycleStage
@@ -27,6 +26,7 @@ from server.runtime import Runtime
 from server.storage.tables import ProfileBuildRow
 from server.taxonomy.taxonomy import taxonomy_for
 from tests.ingest.batches import NOW, event, fixed_clock, ingest
+from tests.profiles.consent_steps import record_profiling
 
 ANA = "ana.profile@example.org"
 PROFILING = ["analytics", "profiling"]
@@ -79,17 +79,7 @@ def declare(runtime: Runtime, email: str, *, birth_year: int, region: str) -> No
 
 
 def withdraw_profiling(runtime: Runtime, email: str) -> None:
-    with runtime.unit_of_work(SYSTEM_ACTOR) as unit:
-        record_consent(
-            unit,
-            identifier=RawIdentifier(IdentifierKind.EMAIL, email),
-            purpose=ConsentPurpose.PROFILING,
-            partner_id=None,
-            granted=False,
-            legal_basis=LegalBasis.CONSENT,
-            source="cmp:web",
-            policy_version="v1",
-        )
+    record_profiling(runtime, email, granted=False)
 
 
 def record_build(runtime: Runtime, cut_points: dict[str, float]) -> None:
@@ -200,17 +190,7 @@ def test_unknown_non_consenting_and_stateless_people_get_the_same_answer_and_eve
     runtime = fixed_clock(runtime)
     ingest(runtime, ANA_EVENTS[:2])
     ingest(runtime, [event(email="no.profiling@example.org", consent_purposes=["analytics"])])
-    with runtime.unit_of_work(SYSTEM_ACTOR) as unit:  # consent to profiling, but never an event
-        record_consent(
-            unit,
-            identifier=RawIdentifier(IdentifierKind.EMAIL, "no.events@example.org"),
-            purpose=ConsentPurpose.PROFILING,
-            partner_id=None,
-            granted=True,
-            legal_basis=LegalBasis.CONSENT,
-            source="cmp:web",
-            policy_version="v1",
-        )
+    record_profiling(runtime, "no.events@example.org", granted=True)  # consent to profiling, but never an event
 
     answers = [
         read(runtime, email)

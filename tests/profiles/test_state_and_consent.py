@@ -10,13 +10,11 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from privacy.consent import ConsentPurpose, LegalBasis
 from privacy.identifiers import IdentifierKind
-from server.auth.principal import SYSTEM_ACTOR
-from server.consent.requests import RawIdentifier, record_consent
 from server.runtime import Runtime
 from server.storage.tables import ProfileDailyRow, ProfileInterestRow, ProfileSummaryRow
 from tests.ingest.batches import NOW, count, event, fixed_clock, ingest, subject_of
+from tests.profiles.consent_steps import record_profiling
 from tests.profiles.state_checks import assert_state_follows_events
 
 BEA = "bea.state@example.org"
@@ -40,17 +38,7 @@ def state_rows(runtime: Runtime, subject_id: int) -> int:
 
 
 def profiling(runtime: Runtime, *, granted: bool) -> None:
-    with runtime.unit_of_work(SYSTEM_ACTOR) as unit:
-        record_consent(
-            unit,
-            identifier=RawIdentifier(IdentifierKind.EMAIL, BEA),
-            purpose=ConsentPurpose.PROFILING,
-            partner_id=None,
-            granted=granted,
-            legal_basis=LegalBasis.CONSENT,
-            source="cmp:web",
-            policy_version="v1",
-        )
+    record_profiling(runtime, BEA, granted=granted)
 
 
 def test_without_profiling_consent_no_state_is_kept(runtime: Runtime) -> None:
