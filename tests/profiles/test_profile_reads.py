@@ -19,11 +19,11 @@ from server.auth.principal import SYSTEM_ACTOR
 from server.consent.requests import RawIdentifier
 from server.ingest.attributes import ATTRIBUTE_SCHEMA, upsert_attributes
 from server.ingest.setup import guardrails_from
+from server.profiles.build_runs import CutPoints, begin_run, finish_run
 from server.profiles.features import LifecycleStage
 from server.profiles.service import EventCount, Profile, WindowCounts, profile_of
 from server.profiles.tiers import ValueTier
 from server.runtime import Runtime
-from server.storage.tables import ProfileBuildRow
 from server.taxonomy.taxonomy import taxonomy_for
 from tests.ingest.batches import NOW, event, fixed_clock, ingest
 from tests.profiles.consent_steps import record_profiling
@@ -82,21 +82,11 @@ def withdraw_profiling(runtime: Runtime, email: str) -> None:
     record_profiling(runtime, email, granted=False)
 
 
-def record_build(runtime: Runtime, cut_points: dict[str, float]) -> None:
+def record_build(runtime: Runtime, cut_points: CutPoints) -> None:
+    """A build that ended with these cut points, recorded as the build records its runs."""
     with runtime.unit_of_work(SYSTEM_ACTOR) as unit:
-        unit.session.add(
-            ProfileBuildRow(
-                status="succeeded",
-                started_at=NOW,
-                heartbeat_at=NOW,
-                finished_at=NOW,
-                as_of=NOW,
-                partitions=1,
-                partitions_done=1,
-                cut_points=cut_points,
-                settings={},
-            )
-        )
+        run = begin_run(unit.session, now=NOW, partitions=1, settings={})
+        finish_run(unit.session, run.id, now=NOW, cut_points=cut_points)
 
 
 def profile_reads(runtime: Runtime) -> list[tuple[str | None, dict[str, Any]]]:
@@ -166,11 +156,11 @@ def test_every_feature_of_a_hand_built_history(runtime: Runtime) -> None:
 def test_the_value_tier_uses_the_last_successful_builds_cut_points(runtime: Runtime) -> None:
     runtime = fixed_clock(runtime)
     ingest(runtime, ANA_EVENTS)
-    record_build(runtime, {"high": 500.0, "low": 100.0})
+    record_build(runtime, CutPoints(high=500.0, low=100.0, buyers=2))
     first = read(runtime, ANA)
     assert first is not None
     assert first.value_tier is ValueTier.NORMAL
-    record_build(runtime, {"high": 240.0, "low": 100.0})
+    record_build(runtime, CutPoints(high=240.0, low=100.0, buyers=2))
     second = read(runtime, ANA)
     assert second is not None
     assert second.value_tier is ValueTier.HIGH

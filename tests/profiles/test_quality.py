@@ -18,10 +18,11 @@ from sqlalchemy import select
 from server.auth.principal import SYSTEM_ACTOR, Role
 from server.ingest.service import check_events, ingest_together
 from server.ingest.setup import guardrails_from, validation_context
+from server.profiles.build_runs import CutPoints, begin_run, finish_run
 from server.profiles.config import ProfileConfig
 from server.profiles.quality import REPORT_SCHEMA, quality_report, reports_for, store_report
 from server.runtime import Runtime
-from server.storage.tables import EventRow, IngestTallyRow, ProfileBuildRow
+from server.storage.tables import EventRow, IngestTallyRow
 from tests.ingest.batches import NOW, count, event, fixed_clock, frame, ingest
 from tests.support.live_server import LiveServer
 
@@ -51,21 +52,12 @@ def build(runtime: Runtime, as_of: datetime, config: ProfileConfig | None = None
     """A build run that stores its report, as the batch build does at its end; the report read
     back must be the one computed."""
     with runtime.unit_of_work(SYSTEM_ACTOR) as unit:
-        run = ProfileBuildRow(
-            status="succeeded",
-            started_at=as_of,
-            heartbeat_at=as_of,
-            finished_at=as_of,
-            as_of=as_of,
-            partitions=1,
-            partitions_done=1,
-            events_read=0,
-            subjects=0,
-            rows_written=0,
-            settings={},
+        run = finish_run(
+            unit.session,
+            begin_run(unit.session, now=as_of, partitions=1, settings={}).id,
+            now=as_of,
+            cut_points=CutPoints(high=None, low=None, buyers=0),
         )
-        unit.session.add(run)
-        unit.session.flush()
         report = quality_report(unit.session, as_of=as_of, config=config or unit.profiles)
         store_report(unit.session, run.id, report)
     with runtime.sessions() as session:
