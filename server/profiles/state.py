@@ -222,7 +222,8 @@ def decayed_interests(interests: pl.LazyFrame, config: InterestConfig, as_of: da
 
 
 def state_of(events: pl.LazyFrame, config: InterestConfig, *, streaming: bool = False) -> ProfileState:
-    """The state of a set of events (``STATE_EVENT_SCHEMA``), all four frames in one collect."""
+    """The state of a set of events (``STATE_EVENT_SCHEMA``): the rollups and first/last times in
+    one collect, then the interest accumulators."""
     events = events.select(list(STATE_EVENT_SCHEMA))
     daily, summary = pl.collect_all([daily_of(events), summary_of(events)], engine="streaming" if streaming else "auto")
     return ProfileState(daily=daily, summary=summary, interests=interests_of(events, config, streaming=streaming))

@@ -61,8 +61,8 @@ Export policies (what the access export shows the person), each with the export'
 ``EXCLUDE`` (nothing: keys and rebuild marks are machinery, not data about the person).
 
 Order. Merge and split run their steps (``MERGE_STEPS``, ``SPLIT_STEPS``, built by ``steps_of``)
-in declared order; a policy's tables are declared together and handled in one step (the four
-profile tables are combined once, not four times). Erasure goes table by table in the same order.
+in declared order; a policy's tables are declared together and handled in one step (the three
+profile tables are combined once, not three times). Erasure goes table by table in the same order.
 ``MERGE_ORDER`` and ``SPLIT_ORDER`` list the constraints the order must keep, checked at import:
 
 - consent is merged before anything reads the winner's consent (the profile step asks who
