@@ -54,8 +54,8 @@ def run_identity_merges(arguments: argparse.Namespace, console: Console) -> int:
     for merge in found:
         table.add_row(
             str(merge.id),
-            str(merge.winner_subject_id),
-            str(merge.loser_subject_id),
+            "erased" if merge.winner_subject_id is None else str(merge.winner_subject_id),
+            "erased" if merge.loser_subject_id is None else str(merge.loser_subject_id),
             merge.reason,
             str(merge.identities_moved),
             str(merge.events_moved),

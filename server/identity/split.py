@@ -103,8 +103,9 @@ class SplitResult:
 @dataclass(frozen=True, slots=True)
 class MergeInfo:
     id: int
-    winner_subject_id: int
-    loser_subject_id: int
+    winner_subject_id: int | None
+    loser_subject_id: int | None
+    """Either side is ``None`` once that person was erased (the row stays as a receipt)."""
     reason: str
     identities_moved: int
     events_moved: int
@@ -148,6 +149,8 @@ def split_merge(unit: UnitOfWork, merge_id: int) -> SplitResult:
     if merge.split_at is not None:
         raise SplitError(SplitErrorCode.ALREADY_SPLIT)
     winner_id, loser_id = merge.winner_subject_id, merge.loser_subject_id
+    if winner_id is None or loser_id is None:
+        raise SplitError(SplitErrorCode.WINNER_NOT_ACTIVE)
     subjects = {
         row.id: row
         for row in session.scalars(select(SubjectRow).where(SubjectRow.id.in_([winner_id, loser_id])).with_for_update())

@@ -54,7 +54,7 @@ Erase policies (what erasure, issue #14, does to the erased subject's rows):
 - ``SUPPRESS_THEN_DELETE``: the identifiers' pseudonyms go to the suppression list, then the
   rows are deleted: the same person sent again is refused until they consent anew.
 - ``UNLINK``: the row stays (a merge happened; the counts stay true) with its subject ids cleared.
-  The journal's id columns are not nullable today: #14 decides between a migration and a sentinel.
+  The journal's id columns are nullable for this (migration 0012).
 
 Export policies (what the access export shows the person), each with the export's section name:
 ``INCLUDE`` (the rows as stored), ``DECRYPT`` (the rows decrypted with the subject's key: PII) and
@@ -219,6 +219,17 @@ SUBJECT_TABLES: Final[tuple[SubjectTable, ...]] = (
         ErasePolicy.DELETE,
         ExportPolicy.INCLUDE,
         "consent_history",
+    ),
+    # A restriction moves with the person and stays with the winner at a split: lifting it is the
+    # compliance team's decision, never a side effect of undoing a merge.
+    SubjectTable(
+        "subject_restrictions",
+        (SUBJECT_ID,),
+        MergePolicy.REPOINT,
+        SplitPolicy.STAYS_WITH_WINNER,
+        ErasePolicy.DELETE,
+        ExportPolicy.INCLUDE,
+        "restrictions",
     ),
     SubjectTable(
         "identities",

@@ -2,6 +2,7 @@
 
 from server.storage.tables.access import ApiKeyRow, PartnerRow
 from server.storage.tables.audit import AuditEntryRow, AuditHeadRow
+from server.storage.tables.compliance import ErasureReceiptRow, SubjectRequestRow, SubjectRestrictionRow
 from server.storage.tables.identity import DerivedRebuildRow, IdentityMergeRow, SubjectTraitsRow
 from server.storage.tables.keys import KeyringFingerprintRow
 from server.storage.tables.privacy import (
@@ -28,6 +29,7 @@ __all__ = [
     "ConsentStateRow",
     "DataQualityReportRow",
     "DerivedRebuildRow",
+    "ErasureReceiptRow",
     "EventRow",
     "IdentityMergeRow",
     "IdentityRow",
@@ -41,6 +43,8 @@ __all__ = [
     "ProfileSummaryRow",
     "SubjectKeyRow",
     "SubjectPiiRow",
+    "SubjectRequestRow",
+    "SubjectRestrictionRow",
     "SubjectRow",
     "SubjectTraitsRow",
     "SuppressionRow",

@@ -16,8 +16,9 @@ class IdentityMergeRow(Base):
     __tablename__ = "identity_merges"
 
     id: Mapped[int] = mapped_column(AutoBigInteger, primary_key=True)
-    winner_subject_id: Mapped[int] = mapped_column(BigInteger, index=True)
-    loser_subject_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    # Null once either side is erased: the row stays as a receipt that a merge happened.
+    winner_subject_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    loser_subject_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
     reason: Mapped[str] = mapped_column(String(32))
     identities_moved: Mapped[int] = mapped_column(Integer)
     events_moved: Mapped[int] = mapped_column(Integer)
