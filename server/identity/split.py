@@ -162,7 +162,8 @@ def split_merge(unit: UnitOfWork, merge_id: int) -> SplitResult:
     if loser is None or loser.status != MERGED or loser.merged_into != winner_id:
         raise SplitError(SplitErrorCode.LOSER_NOT_MERGED)
 
-    split = Split(unit, merge, loser, sorted(_merged_into(session, loser_id, until=merge.merged_at)), now)
+    origins = sorted(_merged_into(session, loser_id, until=merge.merged_at))
+    split = Split(unit, merge, loser, winner_id, loser_id, origins, now)
     for step in SPLIT_STEPS:
         STEPS[step.policy].run(split, step.tables)
     session.flush()
@@ -190,6 +191,8 @@ class Split:
     unit: UnitOfWork
     merge: IdentityMergeRow
     loser: SubjectRow
+    winner_id: int
+    loser_id: int
     origins: list[int]
     """The loser and every subject merged into it before it lost: whose rows go back."""
     now: datetime
@@ -202,7 +205,7 @@ class Split:
 
     @property
     def sides(self) -> list[int]:
-        return [self.merge.winner_subject_id, self.merge.loser_subject_id]
+        return [self.winner_id, self.loser_id]
 
 
 def _by_origin(split: Split, tables: tuple[SubjectTable, ...]) -> None:
@@ -224,7 +227,7 @@ def _mark_rebuild(split: Split, _tables: tuple[SubjectTable, ...]) -> None:
 
 
 def _new_key(split: Split, _tables: tuple[SubjectTable, ...]) -> None:
-    loser = split.merge.loser_subject_id
+    loser = split.loser_id
     wrapped = split.unit.kit.key_wrapper.wrap(new_data_key(), loser)
     split.session.add(
         SubjectKeyRow(subject_id=loser, kek_version=wrapped.kek_version, wrapped_dek=wrapped.blob, created_at=split.now)
@@ -279,12 +282,13 @@ def _merged_into(session: Session, subject_id: int, *, until: datetime) -> set[i
     found = {subject_id}
     frontier = [subject_id]
     while frontier:
-        losers = set(
+        losers: set[int] = set(
             session.scalars(
                 select(IdentityMergeRow.loser_subject_id).where(
                     IdentityMergeRow.winner_subject_id.in_(frontier),
                     IdentityMergeRow.split_at.is_(None),
                     IdentityMergeRow.merged_at <= until,
+                    IdentityMergeRow.loser_subject_id.is_not(None),
                 )
             )
         )
