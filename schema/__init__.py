@@ -29,6 +29,8 @@ from schema.profiles.build_mutations import ProfileBuildMutations
 from schema.profiles.build_queries import ProfileBuildQueries
 from schema.profiles.quality_queries import QualityQueries
 from schema.profiles.queries import ProfileQueries
+from schema.requests.mutations import RequestMutations
+from schema.requests.queries import RequestQueries
 from schema.system.queries import SystemQueries
 from server.observability.metrics import Metrics
 from server.settings import Settings
@@ -36,13 +38,20 @@ from server.settings import Settings
 
 @strawberry.type
 class Query(
-    SystemQueries, AccessQueries, AuditQueries, ConsentQueries, ProfileQueries, ProfileBuildQueries, QualityQueries
+    SystemQueries,
+    AccessQueries,
+    AuditQueries,
+    ConsentQueries,
+    ProfileQueries,
+    ProfileBuildQueries,
+    QualityQueries,
+    RequestQueries,
 ):
     pass
 
 
 @strawberry.type
-class Mutation(AccessMutations, ConsentMutations, IngestMutations, ProfileBuildMutations):
+class Mutation(AccessMutations, ConsentMutations, IngestMutations, ProfileBuildMutations, RequestMutations):
     pass
 
 

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
@@ -18,6 +19,7 @@ from server.gc_tuning import tune_for_throughput
 from server.http.graphql_endpoint import GraphQLEndpoint, build_view
 from server.http.health import healthz, readiness_endpoint
 from server.http.request_context import RequestContextMiddleware
+from server.jobs.request_resumption import resume_interrupted_requests
 from server.observability.metrics import Metrics
 from server.runtime import Runtime, build_runtime
 from server.settings import Settings, load_settings
@@ -41,6 +43,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Starlet
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        await run_in_threadpool(resume_interrupted_requests, runtime)
         yield
         runtime.dispose()
 

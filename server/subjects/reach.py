@@ -18,7 +18,7 @@ from server.privacy_kit import PrivacyKit
 from server.storage.lookup import select_where_in
 from server.storage.tables import IdentityRow
 
-__all__ = ["linked_subjects", "persons_reached", "with_merged"]
+__all__ = ["linked_subjects", "persons_by_pseudonym", "persons_reached", "with_merged"]
 
 
 def linked_subjects(session: Session, identifier: NormalizedIdentifier, kit: PrivacyKit) -> list[int]:
@@ -48,3 +48,14 @@ def with_merged(session: Session, subject_ids: Iterable[int]) -> list[int]:
 def persons_reached(session: Session, identifier: NormalizedIdentifier, kit: PrivacyKit) -> list[int]:
     """Every subject id of every person the identifier reaches; empty for an unknown identifier."""
     return with_merged(session, linked_subjects(session, identifier, kit))
+
+
+def persons_by_pseudonym(session: Session, kind: str, key_version: int, digest: bytes) -> list[int]:
+    """``persons_reached`` for an identifier known only by its keyed hash (a filed request keeps
+    no other form of it): links under that key version, in every scope, with the merged."""
+    found = session.scalars(
+        select(IdentityRow.subject_id).where(
+            IdentityRow.kind == kind, IdentityRow.key_version == key_version, IdentityRow.pseudonym == digest
+        )
+    )
+    return with_merged(session, set(found))

@@ -34,6 +34,15 @@ def suppress_subject_identifiers(session: Session, subject_id: int, now: datetim
     return len(rows)
 
 
+def suppress_pseudonym(session: Session, kind: str, key_version: int, digest: bytes, now: datetime) -> None:
+    """Suppress an identifier known only by its keyed hash (as a filed request keeps it)."""
+    insert_ignoring_conflicts(
+        session,
+        SuppressionRow,
+        [{"kind": kind, "key_version": key_version, "pseudonym": digest, "suppressed_at": now}],
+    )
+
+
 def suppress(session: Session, identifier: NormalizedIdentifier, kit: PrivacyKit, now: datetime) -> None:
     pseudonym = kit.pseudonymizer.pseudonym(identifier)
     insert_ignoring_conflicts(

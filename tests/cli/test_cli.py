@@ -39,6 +39,11 @@ COMMANDS = [
     ["identity", "split"],
     ["demo", "generate"],
     ["build"],
+    ["requests"],
+    *(
+        ["requests", action]
+        for action in ("file", "verify", "reject", "execute", "export", "rectify", "lift", "list", "show", "resume")
+    ),
 ]
 
 
