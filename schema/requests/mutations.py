@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 import strawberry
+from server.restriction.rectification import RectificationError
 from starlette.concurrency import run_in_threadpool
 from strawberry.types import Info
 
@@ -27,7 +28,6 @@ from schema.requests.types import (
 from server.requests import execution, records
 from server.requests.lifecycle import RejectionReason, RequestError, RequestKind
 from server.requests.records import RequestView
-from server.restriction.rectification import RectificationError
 
 T = TypeVar("T")
 REFUSALS = (RequestError, InvalidIdentifier, ConsentError, RectificationError)

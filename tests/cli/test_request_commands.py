@@ -88,7 +88,8 @@ def test_erasure_by_cli_from_filing_to_receipt(operator: tuple[Path, dict[str, s
     shown = _audience("requests", "show", str(request_id), directory=directory, env=env)
     assert '"events": 2' in shown.stdout.replace('"events":2', '"events": 2')
     listed = _audience("requests", "list", "--all", directory=directory, env=env)
-    assert f"{request_id}" in listed.stdout and "erasure" in listed.stdout
+    assert f"{request_id}" in listed.stdout
+    assert "erasure" in listed.stdout
 
     runtime = _runtime(directory, env)
     try:

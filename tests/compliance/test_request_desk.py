@@ -78,9 +78,10 @@ def test_a_request_keeps_only_the_keyed_hash_of_the_identifier(runtime: Runtime)
         assert row is not None
         stored = repr([getattr(row, column.key) for column in SubjectRequestRow.__table__.columns])
         audit = repr(session.scalars(select(AuditEntryRow.details)).all())
-    assert email not in stored and "only.hashed" not in stored
+    assert "only.hashed" not in stored
     assert "only.hashed" not in audit
-    assert row.identifier_kind == "email" and len(row.identifier_pseudonym) == 32
+    assert row.identifier_kind == "email"
+    assert len(row.identifier_pseudonym) == 32
 
 
 def test_an_invalid_identifier_files_nothing(runtime: Runtime) -> None:

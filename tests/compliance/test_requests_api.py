@@ -32,7 +32,9 @@ mutation($id: Int!) {
 EXECUTE = """
 mutation($id: Int!) { executeRequest(id: $id) { request { status outcome closedAt } errors { code message } } }"""
 RECEIPTS = """
-query($id: Int!) { erasureReceipts(requestId: $id) { subjects keysDestroyed identifiersSuppressed rowsRemoved { table rows } } }"""
+query($id: Int!) {
+  erasureReceipts(requestId: $id) { subjects keysDestroyed identifiersSuppressed rowsRemoved { table rows } }
+}"""
 EXPORT = """
 mutation($id: Int!) { exportRequest(id: $id) { request { status outcome } document errors { code } } }"""
 CONSENT = """
