@@ -96,12 +96,14 @@ def phase_load(url: str, directory: Path, *, events: int) -> dict[str, Any]:
 
 
 def subject_rows(ids: pl.Series) -> dict[str, pl.DataFrame]:
-    """What the product holds per subject beside its events, in bulk (random bytes stand for digests and ciphertexts)."""
+    """What the product holds per subject beside its events (random bytes stand for digests and ciphertexts)."""
     rng = np.random.default_rng(7)
     n = ids.len()
 
     def blobs(size: int, count: int) -> pl.Series:
-        return pl.Series(list(rng.bytes(size * count)[i * size : (i + 1) * size] for i in range(count)), dtype=pl.Binary)
+        return pl.Series(
+            list(rng.bytes(size * count)[i * size : (i + 1) * size] for i in range(count)), dtype=pl.Binary
+        )
 
     at = pl.lit(AS_OF, dtype=pl.Datetime("us", "UTC"))
     identities = pl.concat(
@@ -242,10 +244,8 @@ def run_backend(backend: str, arguments: argparse.Namespace) -> dict[str, Any]:
             chosen = random.Random(3).sample(everyone, arguments.single + arguments.bulk)
             single, bulk = chosen[: arguments.single], chosen[arguments.single :]
             with copy_of(url, directory) as copy:
-                started = time.perf_counter()
                 base = baseline(copy, single, bulk)
                 mine = ours(url, directory, single, bulk)
-                del started
     return {"backend": backend, "loaded": loaded, "ours": mine, "baseline": base}
 
 

@@ -33,7 +33,7 @@ from server.storage.subject_tables import (
 from server.storage.tables import MessageReceiptRow, SuppressionRow
 from server.storage.upsert import dialect_insert
 
-__all__ = ["CHUNK", "ERASE_STEPS", "STEPS", "Erasure", "EraseStep"]
+__all__ = ["CHUNK", "ERASE_STEPS", "STEPS", "EraseStep", "Erasure"]
 
 CHUNK: Final = 5_000
 

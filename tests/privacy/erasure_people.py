@@ -119,13 +119,17 @@ def reached(runtime: Runtime, person: Person) -> list[int]:
 
 def pseudonyms_of(runtime: Runtime, subject_ids: list[int]) -> set[bytes]:
     with runtime.sessions() as session:
-        return {bytes(p) for p in session.scalars(select(IdentityRow.pseudonym).where(IdentityRow.subject_id.in_(subject_ids)))}
+        return {
+            bytes(p)
+            for p in session.scalars(select(IdentityRow.pseudonym).where(IdentityRow.subject_id.in_(subject_ids)))
+        }
 
 
 def wrapped_keys_of(runtime: Runtime, subject_ids: list[int]) -> set[bytes]:
     with runtime.sessions() as session:
         return {
-            bytes(k) for k in session.scalars(select(SubjectKeyRow.wrapped_dek).where(SubjectKeyRow.subject_id.in_(subject_ids)))
+            bytes(k)
+            for k in session.scalars(select(SubjectKeyRow.wrapped_dek).where(SubjectKeyRow.subject_id.in_(subject_ids)))
         }
 
 

@@ -41,9 +41,15 @@ from tests.support.databases import BACKENDS
 from tests.support.live_server import LiveServer, start_server
 
 ANA = Person(
-    "Anastasia Querétaro-Lindqvist", "anastasia.q@example.org", "+49 30 7654321", "1984-03-12", "Kastanienallee 17, Berlin"
+    "Anastasia Querétaro-Lindqvist",
+    "anastasia.q@example.org",
+    "+49 30 7654321",
+    "1984-03-12",
+    "Kastanienallee 17, Berlin",
 )
-BEN = Person("Bartholomew Okonkwo", "bart.okonkwo@mail.example.com", "+33 1 23 45 67 89", "1971-11-30", "27 rue Lombard")
+BEN = Person(
+    "Bartholomew Okonkwo", "bart.okonkwo@mail.example.com", "+33 1 23 45 67 89", "1971-11-30", "27 rue Lombard"
+)
 RESEND = "mutation($batch: EventBatchInput!) { ingestEvents(batch: $batch) { accepted duplicates } }"
 AUDIT_TABLES = frozenset({"audit_log", "audit_head"})
 """Append-only and hash-chained: they keep the random subject id of earlier audited acts (a
@@ -88,7 +94,9 @@ def send(server: LiveServer, token: str, person: Person, customer: str) -> list[
 
 def subjects_of(runtime: Runtime, person: Person) -> list[int]:
     with runtime.sessions() as session:
-        return persons_reached(session, normalize(IdentifierKind.EMAIL, person.email, rules=runtime.kit.rules), runtime.kit)
+        return persons_reached(
+            session, normalize(IdentifierKind.EMAIL, person.email, rules=runtime.kit.rules), runtime.kit
+        )
 
 
 def column_values(runtime: Runtime, model: Any, column: Any, subject_ids: list[int]) -> set[bytes]:
@@ -146,7 +154,9 @@ def without_suppressions(directory: Path, runtime: Runtime, backend: str, scratc
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
-def erased(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, keyring: Keyring) -> Iterator[Erased]:
+def erased(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, keyring: Keyring
+) -> Iterator[Erased]:
     backend = str(request.param)
     directory = tmp_path_factory.mktemp(f"erasure-at-rest-{backend}")
     urls = fresh_database_url(request, backend, directory)
@@ -184,7 +194,8 @@ def erased(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
 
 
 def test_the_scan_saw_the_person_before_the_erasure(erased: Erased) -> None:
-    assert len(erased.ana_pseudonyms) == 3 and erased.ana_keys
+    assert len(erased.ana_pseudonyms) == 3
+    assert erased.ana_keys
     assert all(p in erased.before for p in erased.ana_pseudonyms | erased.ana_keys)
 
 

@@ -12,7 +12,7 @@ decrypts everyone who was not erased.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
 from privacy.field_crypto import DecryptionFailed, WrappedKey
-from privacy.keyring import Keyring, KeyringError, KeyPurpose, generate_keyring, load_keyring_file, write_keyring_file
+from privacy.keyring import KeyPurpose, Keyring, KeyringError, generate_keyring, load_keyring_file, write_keyring_file
 from server.auth.principal import SYSTEM_ACTOR
 from server.privacy_kit import build_kit
 from server.runtime import build_runtime
@@ -58,7 +58,7 @@ class Installation:
         assert result.returncode == 0, result.stderr
 
 
-def backup(request: pytest.FixtureRequest, database_url: str, directory: Path) -> Iterator[str]:
+def backup(request: pytest.FixtureRequest, database_url: str, directory: Path) -> Generator[str, None, None]:
     """A copy of the whole database as it is now: the file, or a PostgreSQL database cloned from it."""
     url = make_url(database_url)
     if url.get_backend_name() == "sqlite":
@@ -102,11 +102,15 @@ def unwrap_from(url: str, subject_id: int, keyring: Keyring, settings: Settings)
     try:
         with engine.connect() as connection:
             row = connection.execute(
-                select(SubjectKeyRow.kek_version, SubjectKeyRow.wrapped_dek).where(SubjectKeyRow.subject_id == subject_id)
+                select(SubjectKeyRow.kek_version, SubjectKeyRow.wrapped_dek).where(
+                    SubjectKeyRow.subject_id == subject_id
+                )
             ).one()
     finally:
         engine.dispose()
-    return build_kit(keyring, settings).key_wrapper.unwrap(WrappedKey(row.kek_version, bytes(row.wrapped_dek)), subject_id)
+    return build_kit(keyring, settings).key_wrapper.unwrap(
+        WrappedKey(row.kek_version, bytes(row.wrapped_dek)), subject_id
+    )
 
 
 def test_a_copy_taken_before_the_erasure_no_longer_decrypts_after_rotating_and_retiring_the_kek(

@@ -91,8 +91,12 @@ def test_erasure_empties_every_subject_keyed_table_for_the_person_and_only_for_t
 def test_erasing_one_fragment_of_a_merged_person_removes_the_whole_person(two: Runtime) -> None:
     ana = reached(two, ANA)
     with two.sessions() as session:
-        [loser] = session.scalars(select(SubjectRow.id).where(SubjectRow.id.in_(ana), SubjectRow.merged_into.is_not(None)))
-        [winner] = session.scalars(select(SubjectRow.merged_into).where(SubjectRow.id == loser))
+        [loser] = session.scalars(
+            select(SubjectRow.id).where(SubjectRow.id.in_(ana), SubjectRow.merged_into.is_not(None))
+        )
+        [merged_into] = session.scalars(select(SubjectRow.merged_into).where(SubjectRow.id == loser))
+    assert merged_into is not None
+    winner: int = merged_into
     partner_subject = next(s for s in ana if s not in {loser, winner})
 
     receipt = erase(two, [loser])
@@ -111,7 +115,8 @@ def test_a_second_erasure_finds_nothing_and_says_so_with_zeros(two: Runtime) -> 
 
     second = erase(two, ana, request_id=41)
 
-    assert first.total_rows > 0 and not first.removed_nothing
+    assert first.total_rows > 0
+    assert not first.removed_nothing
     assert second.removed_nothing
     assert set(second.rows_removed.values()) == {0}
     assert (second.subjects, second.keys_destroyed, second.identifiers_suppressed) == (0, 0, 0)
