@@ -37,7 +37,9 @@ def test_a_reason_that_is_not_a_label_is_refused(reason: str) -> None:
 
 
 def test_a_policy_without_a_step_is_refused() -> None:
-    partial = {policy: step.knows for policy, step in steps.STEPS.items() if policy is not ErasePolicy.UNLINK}
+    partial: dict[ErasePolicy, frozenset[str] | None] = {
+        policy: step.knows for policy, step in steps.STEPS.items() if policy is not ErasePolicy.UNLINK
+    }
     with pytest.raises(RuntimeError, match="unlink"):
         check_carried_out("erase", ErasePolicy, steps.ERASE_STEPS, partial)
 
