@@ -63,7 +63,7 @@ def build_engine(
 
 
 def _configure_sqlite(engine: Engine, *, wal_autocheckpoint: int, busy_timeout_ms: int) -> None:
-    """WAL for concurrent readers, enforced foreign keys, and real transactions.
+    """WAL for concurrent readers, enforced foreign keys, zeroed deletes, and real transactions.
 
     pysqlite's own transaction handling defers BEGIN; we take it over so that SAVEPOINT and
     the audit head lock behave as on PostgreSQL.
@@ -77,6 +77,9 @@ def _configure_sqlite(engine: Engine, *, wal_autocheckpoint: int, busy_timeout_m
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
         cursor.execute("PRAGMA synchronous=NORMAL")
+        # Deleted rows are overwritten with zeros, not left as free space in their pages: an erased
+        # person's rows must not be readable from the file (docs/erasure.md; cost measured there).
+        cursor.execute("PRAGMA secure_delete=ON")
         # 64 MiB page cache (the default is 2 MiB): index inserts with random keys need the room.
         cursor.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
         # The checkpoint runs inside the commit that crosses this many pages; see SQLITE_CHECKPOINT_PAGES.

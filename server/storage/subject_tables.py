@@ -308,7 +308,7 @@ def subject_table(name: str) -> SubjectTable:
 
 # --- steps and their order ------------------------------------------------------------------
 
-P = TypeVar("P", MergePolicy, SplitPolicy)
+P = TypeVar("P", MergePolicy, SplitPolicy, ErasePolicy)
 
 
 @dataclass(frozen=True, slots=True)

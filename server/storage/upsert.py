@@ -24,6 +24,11 @@ def _insert(session: Session, model: type[Base]) -> Any:
     return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table_of(model))
 
 
+def dialect_insert(session: Session, model: type[Base]) -> Any:
+    """The dialect's ``INSERT`` (with ``on_conflict_do_nothing`` / ``on_conflict_do_update``) for ``model``."""
+    return _insert(session, model)
+
+
 def insert_ignoring_conflicts(session: Session, model: type[Base], rows: Sequence[dict[str, Any]]) -> None:
     if rows:
         session.execute(_insert(session, model).on_conflict_do_nothing(), list(rows))
