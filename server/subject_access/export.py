@@ -119,7 +119,7 @@ def _partner_names(session: Session, frames: Iterable[pl.DataFrame]) -> dict[int
     )
     if not ids:
         return {}
-    return dict(session.execute(select(PartnerRow.id, PartnerRow.name).where(PartnerRow.id.in_(ids))).tuples().all())
+    return dict(session.execute(select(PartnerRow.id, PartnerRow.name).where(PartnerRow.id.in_(ids))).all())
 
 
 def _subjects_target(ids: list[int]) -> str | None:

@@ -2,7 +2,7 @@
 
 Whole-column rules, so they hold for any table the registry declares later:
 
-- timestamps become ISO 8601 UTC text (``2024-06-01T12:00:00.000000Z``, ``iso``);
+- timestamps become ISO 8601 UTC text (``2024-06-01T12:00:00.000000Z``, ``iso``), nested ones too;
 - a ``partner_id`` becomes ``partner``, the partner's name (null where there is none: our own
   link, a purpose not shared with a partner);
 - a float that is not finite becomes null (JSON has no NaN);
@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 import polars as pl
+from polars.datatypes import DataTypeClass
 
 from privacy.labels import HASHED_LABEL_PATTERN
 
@@ -68,14 +69,7 @@ def render(
     """``frame``'s rows as JSON-ready dicts, columns in the frame's order."""
     schema = frame.schema
     hashed = _hashed_label_columns(frame)
-    shown = frame.with_columns(
-        *(pl.col(name).dt.strftime(_POLARS_ISO) for name, dtype in schema.items() if isinstance(dtype, pl.Datetime)),
-        *(
-            pl.when(pl.col(name).is_finite()).then(pl.col(name)).alias(name)
-            for name, dtype in schema.items()
-            if dtype.is_float()
-        ),
-    )
+    shown = frame.with_columns(_json_ready(pl.col(name), dtype).alias(name) for name, dtype in schema.items())
     if PARTNER_ID in schema:
         named = pl.col(PARTNER_ID).replace_strict(dict(partners), default=None, return_dtype=pl.String)
         shown = shown.select(named.alias("partner") if name == PARTNER_ID else pl.col(name) for name in schema)
@@ -87,6 +81,20 @@ def render(
         for row in rows:
             row[name] = None if row[name] is None else json.loads(row[name])
     return RenderedRows(rows=rows, hashed_labels=hashed)
+
+
+def _json_ready(value: pl.Expr, declared: pl.DataType | DataTypeClass) -> pl.Expr:
+    """Timestamps as ISO text and non-finite floats as null, inside lists and structs too."""
+    dtype: pl.DataType = declared() if isinstance(declared, DataTypeClass) else declared
+    if isinstance(dtype, pl.Datetime):
+        return value.dt.strftime(_POLARS_ISO)
+    if dtype.is_float():
+        return pl.when(value.is_finite()).then(value)
+    if isinstance(dtype, pl.List):
+        return value.list.eval(_json_ready(pl.element(), dtype.inner))
+    if isinstance(dtype, pl.Struct):
+        return value.struct.with_fields(_json_ready(pl.field(f.name), f.dtype).alias(f.name) for f in dtype.fields)
+    return value
 
 
 def _hashed_label_columns(frame: pl.DataFrame) -> tuple[str, ...]:
