@@ -10,7 +10,8 @@ Whole-column rules, so they hold for any table the registry declares later:
   shown as stored and named in ``hashed_labels``: the label as written was never kept.
 
 A few tables get one more touch (``TOUCHES``), never needed for a table to appear: identifiers show
-their scope (``ours`` or the partner's name), an event its topics as a list.
+their scope (``ours`` or the partner's name), an event its topics as a list, a daily rollup its
+day as a date.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, Final
 
 import polars as pl
@@ -32,6 +33,7 @@ ISO_FORMAT: Final = "%Y-%m-%dT%H:%M:%S.%fZ"
 _POLARS_ISO: Final = "%Y-%m-%dT%H:%M:%S%.6fZ"  # the same text, in chrono's spelling
 PARTNER_ID: Final = "partner_id"
 OURS: Final = "ours"
+EPOCH: Final = date(1970, 1, 1)
 
 
 def iso(moment: datetime) -> str:
@@ -53,9 +55,16 @@ def _events(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.with_columns(pl.col("topics").str.split(";"))
 
 
+def _daily(frame: pl.DataFrame) -> pl.DataFrame:
+    """The rollups number days since 1970-01-01 (UTC); a person reads a date."""
+    day = (pl.lit(EPOCH) + pl.duration(days=pl.col("day"))).dt.strftime("%Y-%m-%d")
+    return frame.with_columns(day.alias("day")).rename({"day": "date"})
+
+
 TOUCHES: Final[Mapping[str, Callable[[pl.DataFrame], pl.DataFrame]]] = {
     "identities": _identities,
     "events": _events,
+    "profile_daily": _daily,
 }
 
 

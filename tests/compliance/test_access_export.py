@@ -255,6 +255,8 @@ def test_profile_is_shown_with_every_interest_explained(people: Runtime) -> None
     assert FOOTBALL in topics
     football = topics[FOOTBALL]
     assert football["counts"] == [{"type": "page_view", "events": 2}]
+    days = {row["date"] for row in profile["tables"]["profile_daily"]["rows"]}
+    assert str((NOW - timedelta(days=3)).date()) in days
     assert isinstance(football["last_seen"], str)
     assert football["last_seen"].endswith("Z")
 
