@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Final
 
 import polars as pl
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from privacy.field_crypto import WrappedKey, encrypt_many
@@ -26,6 +26,7 @@ from server.ingest.vocabulary import RejectCode
 from server.privacy_kit import PrivacyKit
 from server.runtime import UnitOfWork
 from server.storage.locks import serialize_identity_writes
+from server.storage.restrictions import unrestricted
 from server.storage.tables import ConsentStateRow, SubjectKeyRow, SubjectPiiRow, SubjectTraitsRow
 from server.storage.upsert import upsert
 
@@ -175,6 +176,8 @@ def _validated(records: pl.DataFrame, *, current_year: int, rules: Normalization
 
 
 def _consenting(session: Session, subject_ids: list[int]) -> set[int]:
+    """Granting some purpose of our own, and not restricted: a restricted person's attributes are
+    refused like those of someone who consents to nothing (``NO_CONSENT``), and nothing is stored."""
     found: set[int] = set()
     for start in range(0, len(subject_ids), 5_000):
         found.update(
@@ -184,6 +187,7 @@ def _consenting(session: Session, subject_ids: list[int]) -> set[int]:
                     ConsentStateRow.subject_id.in_(subject_ids[start : start + 5_000]),
                     ConsentStateRow.partner_id == 0,
                     ConsentStateRow.granted.is_(True),
+                    text(unrestricted("consent_state.subject_id")),
                 )
                 .distinct()
             )
