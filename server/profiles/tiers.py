@@ -43,8 +43,8 @@ def buyer_revenue(reader: FrameReader) -> pl.DataFrame:
     """(subject_id, revenue): lifetime purchase revenue of every unrestricted subject with a purchase
     in its state (a restricted subject's frozen state is kept, not used)."""
     return reader.frame(
-        f"SELECT subject_id, sum(amount) FROM profile_daily WHERE type = ? AND {unrestricted('profile_daily.subject_id')} "
-        "GROUP BY subject_id",
+        "SELECT subject_id, sum(amount) FROM profile_daily "
+        f"WHERE type = ? AND {unrestricted('profile_daily.subject_id')} GROUP BY subject_id",
         REVENUE_SCHEMA,
         (PURCHASE,),
     )
