@@ -53,7 +53,12 @@ def state_of(runtime: Runtime, subject_id: int) -> dict[str, list[tuple[Any, ...
     with runtime.engine.connect() as connection:
         return {
             table: sorted(
-                (tuple(row) for row in connection.execute(text(f"SELECT * FROM {table} WHERE subject_id = :s"), {"s": subject_id})),
+                (
+                    tuple(row)
+                    for row in connection.execute(
+                        text(f"SELECT * FROM {table} WHERE subject_id = :s"), {"s": subject_id}
+                    )
+                ),
                 key=repr,
             )
             for table in STATE_TABLES

@@ -5,8 +5,6 @@ Through real ingestion, the consent service, the build and the profile read, on 
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import polars as pl
 from sqlalchemy import text
 
