@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 import polars as pl
-from sqlalchemy import and_, select
+from sqlalchemy import and_, select, text
 from sqlalchemy.orm import Session
 
 from privacy.consent import (
@@ -29,6 +29,7 @@ from server.profiles import store as profiles
 from server.storage.bulk import bulk_insert, bulk_upsert
 from server.storage.locks import serialize_identity_writes
 from server.storage.lookup import frame_where_in
+from server.storage.restrictions import unrestricted
 from server.storage.tables import ConsentRecordRow, ConsentStateRow, PartnerRow
 from server.storage.upsert import table_of
 
@@ -150,13 +151,15 @@ def record_frame(session: Session, ledger: pl.DataFrame) -> None:
 
 def _forget_withdrawn_profiles(session: Session, latest: pl.DataFrame) -> None:
     """A profile exists only under ``profiling`` consent: a withdrawal in force drops its state at
-    once, so that nothing folded before it is built on after a later grant (which recomputes)."""
+    once, so that nothing folded before it is built on after a later grant (which recomputes). A
+    restricted subject's state is kept (``profiles.forget``): lifting recomputes it under the
+    consent then in force."""
     withdrawn = latest.filter(
         (pl.col("purpose") == ConsentPurpose.PROFILING.value) & (pl.col("partner_id") == 0) & ~pl.col("granted")
     )["subject_id"].to_list()
     if withdrawn:
         still_granted = set(profiles.consenting(session, withdrawn))
-        profiles.drop(session, [subject for subject in withdrawn if subject not in still_granted])
+        profiles.forget(session, [subject for subject in withdrawn if subject not in still_granted])
 
 
 def record_signal(
@@ -235,7 +238,8 @@ def subjects_allowed(
     """The subset of ``subject_ids`` whose data may serve ``purpose`` (and reach ``partner_id``).
 
     The same rule as ``privacy.consent.may_use``, in one query per chunk of subjects; a partner,
-    besides, reaches no one for a purpose it did not declare (``partners.purposes``).
+    besides, reaches no one for a purpose it did not declare (``partners.purposes``), and no purpose
+    reaches a subject under a processing restriction (``server.storage.restrictions``).
     """
     if partner_id is not None and purpose.value not in declared_purposes(session, partner_id):
         return set()
@@ -248,6 +252,7 @@ def subjects_allowed(
             ConsentStateRow.purpose == purpose.value,
             ConsentStateRow.partner_id == NO_PARTNER,
             ConsentStateRow.granted.is_(True),
+            text(unrestricted("consent_state.subject_id")),
         )
         if partner_id is not None:
             shared = table_of(ConsentStateRow).alias("shared")

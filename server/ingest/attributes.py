@@ -6,12 +6,13 @@ is never stored for someone who has not agreed to anything.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Final
 
 import polars as pl
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from privacy.field_crypto import WrappedKey, encrypt_many
@@ -26,6 +27,7 @@ from server.ingest.vocabulary import RejectCode
 from server.privacy_kit import PrivacyKit
 from server.runtime import UnitOfWork
 from server.storage.locks import serialize_identity_writes
+from server.storage.restrictions import unrestricted
 from server.storage.tables import ConsentStateRow, SubjectKeyRow, SubjectPiiRow, SubjectTraitsRow
 from server.storage.upsert import upsert
 
@@ -45,6 +47,7 @@ ATTRIBUTE_SCHEMA: Final = pl.Schema(
     }
 )
 DATE_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
+TEXT_FIELDS: Final = ("first_name", "last_name", "street_address")
 TEXT_PATTERN = r"^[^\x00-\x1f\x7f]+$"
 
 
@@ -128,7 +131,25 @@ def upsert_attributes(
 
 
 def _validated(records: pl.DataFrame, *, current_year: int, rules: NormalizationRules) -> pl.DataFrame:
-    frame = records.with_row_index(ROW).with_columns(
+    frame = with_normalized_identifiers(records.with_row_index(ROW), rules).with_columns(
+        partner_id=pl.lit(None, dtype=pl.Int64)
+    )
+    rules_in_order: list[tuple[pl.Expr, str]] = [
+        (broken, code) for _field, broken, code in identifier_rules(records.columns)
+    ]
+    rules_in_order += [
+        (~pl.any_horizontal([pl.col(c).is_not_null() for c in NORMALIZED_COLUMNS]), RejectCode.NO_IDENTIFIER.value),
+        *[(broken, code) for _field, broken, code in attribute_rules(current_year=current_year)],
+    ]
+    code = pl.lit(None, dtype=pl.String)
+    for condition, value in reversed(rules_in_order):
+        code = pl.when(condition.fill_null(value=False)).then(pl.lit(value)).otherwise(code)
+    return frame.with_columns(reject_code=code)
+
+
+def with_normalized_identifiers(records: pl.DataFrame, rules: NormalizationRules) -> pl.DataFrame:
+    """Each identifier column's normalized form beside it (``email_n``...), null where absent or invalid."""
+    return records.with_columns(
         *(
             normalized_expr(kind, pl.col(raw), rules).alias(normalized)
             for raw, normalized, kind in IDENTIFIER_COLUMNS
@@ -139,42 +160,81 @@ def _validated(records: pl.DataFrame, *, current_year: int, rules: Normalization
             for raw, normalized, _kind in IDENTIFIER_COLUMNS
             if raw not in records.columns
         ),
-        partner_id=pl.lit(None, dtype=pl.Int64),
     )
-    text_fields = ["first_name", "last_name", "street_address"]
-    rules_in_order: list[tuple[pl.Expr, str]] = [
-        (pl.col(raw).is_not_null() & pl.col(normalized).is_null(), INVALID_IDENTIFIER[kind].value)
+
+
+def identifier_rules(columns: Collection[str]) -> list[tuple[str, pl.Expr, str]]:
+    """(column, broken, code) for each identifier column present: given, but not normalizable."""
+    return [
+        (raw, pl.col(raw).is_not_null() & pl.col(normalized).is_null(), INVALID_IDENTIFIER[kind].value)
         for raw, normalized, kind in IDENTIFIER_COLUMNS
-        if raw in records.columns
+        if raw in columns
     ]
-    rules_in_order += [
-        (~pl.any_horizontal([pl.col(c).is_not_null() for c in NORMALIZED_COLUMNS]), RejectCode.NO_IDENTIFIER.value),
+
+
+def attribute_rules(*, current_year: int) -> list[tuple[str, pl.Expr, str]]:
+    """(attribute, broken, code) for each declared attribute but the identifiers, in the order
+    they are checked, over ``ATTRIBUTE_SCHEMA`` columns (ingestion and rectification alike)."""
+    return [
         (
+            "birth_year",
             pl.col("birth_year").is_not_null() & ~pl.col("birth_year").is_between(1900, current_year),
             AttributeCode.INVALID_BIRTH_YEAR,
         ),
         (
+            "birth_date",
             pl.col("birth_date").is_not_null() & ~pl.col("birth_date").str.contains(DATE_PATTERN),
             AttributeCode.INVALID_BIRTH_DATE,
         ),
-        (pl.col("gender").is_not_null() & gender_category(pl.col("gender")).is_null(), AttributeCode.INVALID_GENDER),
-        (pl.col("region").is_not_null() & region_code(pl.col("region")).is_null(), AttributeCode.INVALID_REGION),
+        (
+            "gender",
+            pl.col("gender").is_not_null() & gender_category(pl.col("gender")).is_null(),
+            AttributeCode.INVALID_GENDER,
+        ),
+        (
+            "region",
+            pl.col("region").is_not_null() & region_code(pl.col("region")).is_null(),
+            AttributeCode.INVALID_REGION,
+        ),
         *[
             (
+                c,
                 pl.col(c).is_not_null()
                 & (~pl.col(c).str.contains(TEXT_PATTERN) | (pl.col(c).str.len_chars() > CATALOGUE[c].max_length)),
                 AttributeCode.INVALID_TEXT,
             )
-            for c in text_fields
+            for c in TEXT_FIELDS
         ],
     ]
-    code = pl.lit(None, dtype=pl.String)
-    for condition, value in reversed(rules_in_order):
-        code = pl.when(condition.fill_null(value=False)).then(pl.lit(value)).otherwise(code)
-    return frame.with_columns(reject_code=code)
+
+
+def pii_values() -> list[pl.Expr]:
+    """The PII fields as stored (encrypted): email and phone normalized, the others as given."""
+    return [
+        pl.col("email_n").alias("email"),
+        pl.col("phone_n").alias("phone"),
+        *[pl.col(name) for name in PII_FIELDS if name not in {"email", "phone"}],
+    ]
+
+
+def trait_values(*, current_year: int) -> list[pl.Expr]:
+    """The traits as stored (``subject_traits``): an age band, a gender category, a region code."""
+    return [
+        pl.when(pl.col("birth_year").is_not_null())
+        .then(age_band(pl.col("birth_year"), current_year=current_year))
+        .alias("age_band"),
+        gender_category(pl.col("gender")).alias("gender"),
+        pl.col("region"),
+    ]
+
+
+TRAIT_OF: Final = {"birth_year": "age_band", "gender": "gender", "region": "region"}
+"""Which ``subject_traits`` column holds each trait attribute."""
 
 
 def _consenting(session: Session, subject_ids: list[int]) -> set[int]:
+    """Granting some purpose of our own, and not restricted: a restricted person's attributes are
+    refused like those of someone who consents to nothing (``NO_CONSENT``), and nothing is stored."""
     found: set[int] = set()
     for start in range(0, len(subject_ids), 5_000):
         found.update(
@@ -184,6 +244,7 @@ def _consenting(session: Session, subject_ids: list[int]) -> set[int]:
                     ConsentStateRow.subject_id.in_(subject_ids[start : start + 5_000]),
                     ConsentStateRow.partner_id == 0,
                     ConsentStateRow.granted.is_(True),
+                    text(unrestricted("consent_state.subject_id")),
                 )
                 .distinct()
             )
@@ -193,12 +254,7 @@ def _consenting(session: Session, subject_ids: list[int]) -> set[int]:
 
 def _write_pii(session: Session, accepted: pl.DataFrame, kit: PrivacyKit, now: datetime) -> int:
     values = (
-        accepted.select(
-            "subject_id",
-            pl.col("email_n").alias("email"),
-            pl.col("phone_n").alias("phone"),
-            *[pl.col(name) for name in PII_FIELDS if name not in {"email", "phone"}],
-        )
+        accepted.select("subject_id", *pii_values())
         .unpivot(index="subject_id", variable_name="field", value_name="value")
         .drop_nulls("value")
     )
@@ -223,14 +279,9 @@ def _write_pii(session: Session, accepted: pl.DataFrame, kit: PrivacyKit, now: d
 
 
 def _write_traits(session: Session, accepted: pl.DataFrame, *, current_year: int, now: datetime) -> None:
-    traits = accepted.select(
-        "subject_id",
-        pl.when(pl.col("birth_year").is_not_null())
-        .then(age_band(pl.col("birth_year"), current_year=current_year))
-        .alias("age_band"),
-        gender_category(pl.col("gender")).alias("gender"),
-        "region",
-    ).unique(subset="subject_id", keep="last", maintain_order=True)
+    traits = accepted.select("subject_id", *trait_values(current_year=current_year)).unique(
+        subset="subject_id", keep="last", maintain_order=True
+    )
     if traits.height == 0:
         return
     rows = [{**row, "updated_at": now} for row in traits.to_dicts()]

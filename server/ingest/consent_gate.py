@@ -6,12 +6,14 @@ partner speaks only for sharing with itself: its statement grants that sharing w
 purpose the partner declared, and its GPC signal withdraws it. Statements are
 turned into ledger entries only where they change the subject's state. An event is kept only
 if some purpose it can serve is granted: by its own statement when it carries one, otherwise
-by the subject's state.
+by the subject's state. A subject under a processing restriction (Art. 18) is refused whatever
+its consent says, exactly as if it had none: the restriction shows in no answer.
 """
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -22,8 +24,10 @@ from privacy.consent import NO_PARTNER, ConsentPurpose, LegalBasis
 from privacy.purposes import Purpose
 from server.consent import service as consent
 from server.frames.events import ROW
+from server.identity.resolve import Merge
 from server.ingest.purposes import DECLARED, NO_PURPOSES, servable
 from server.ingest.validate import utc_literal
+from server.storage.restrictions import restricted_among
 
 PROCESSING_PURPOSES = [purpose.value for purpose in Purpose]
 # What a consent state is kept for: one subject, one purpose, one partner (``NO_PARTNER`` but for sharing).
@@ -99,12 +103,26 @@ def current_states_frame(rows: list[tuple[object, ...]]) -> pl.DataFrame:
     return pl.DataFrame(rows, schema=STATE_SCHEMA, orient="row")
 
 
+def restricted_subjects(session: Session, subject_ids: list[int], merges: Sequence[Merge]) -> set[int]:
+    """Those of ``subject_ids`` under a restriction, and the winner of each merge one side of which is."""
+    sides = [s for m in merges for s in (m.winner, *m.losers)]
+    restricted = restricted_among(session, [*subject_ids, *sides])
+    return restricted | {m.winner for m in merges if restricted.intersection((m.winner, *m.losers))}
+
+
 def current_states(session: Session, subject_ids: list[int]) -> pl.DataFrame:
     """The stored state in the gate's shape (``STATE_SCHEMA``: ``since`` is called ``at`` here)."""
     return consent.state_frame(session, subject_ids).rename({"since": "at"})
 
 
-def decide(rows: pl.DataFrame, existing: pl.DataFrame, *, source: str, now: datetime) -> GateDecision:
+def decide(
+    rows: pl.DataFrame,
+    existing: pl.DataFrame,
+    *,
+    source: str,
+    now: datetime,
+    restricted: Collection[int] = (),
+) -> GateDecision:
     """``rows``: resolved records (row, subject_id, event, timestamp, consent_purposes, gpc, partner_id).
 
     A record that carries a statement is judged on it alone, so the verdict does not depend on
@@ -112,6 +130,8 @@ def decide(rows: pl.DataFrame, existing: pl.DataFrame, *, source: str, now: date
     stored state (the latest word wins), a partner's statement as what that partner attests (it
     is recorded as sharing with that partner only, never as the person's own purposes). A record
     without a statement is judged on the stored state, and a partner's needs sharing with it.
+    The records of ``restricted`` subjects are refused; their statements still reach the ledger
+    (a withdrawal made while restricted counts once the restriction is lifted).
     """
     records, stored = rows.lazy(), existing.lazy()
     # Cached: each is read by both answers, and must be computed once for both.
@@ -126,7 +146,11 @@ def decide(rows: pl.DataFrame, existing: pl.DataFrame, *, source: str, now: date
     # Both answers in one query, collected once: on a batch of 1,000 events the fixed cost of
     # each eager step outweighs its work.
     allowed, ledger = pl.collect_all(
-        [judged.filter(_allowed()).select(ROW), _ledger(timeline, source)], engine="in-memory"
+        [
+            judged.filter(_allowed() & ~pl.col("subject_id").is_in(sorted(restricted))).select(ROW),
+            _ledger(timeline, source),
+        ],
+        engine="in-memory",
     )
     return GateDecision(allowed_rows=allowed[ROW], ledger=ledger)
 

@@ -294,7 +294,8 @@ def _store(
     states = consent_gate.current_states(session, known_subjects)
     if first.merges:
         states = _with_merged_states(session, states, first.merges)
-    decision = consent_gate.decide(resolved, states, source=source, now=now)
+    restricted = consent_gate.restricted_subjects(session, known_subjects, first.merges)
+    decision = consent_gate.decide(resolved, states, source=source, now=now, restricted=restricted)
     ledger_known = decision.ledger.filter(pl.col("subject_id").is_in(known_subjects))
 
     allowed_rows = decision.allowed_rows.to_frame(ROW)

@@ -1,8 +1,8 @@
 """What the batch build reads of the events, in bulk (``server.storage.arrow_reads``), by partition.
 
 Only the columns the state is built from (``STATE_EVENT_SCHEMA``), and only the events of subjects
-who grant ``profiling`` now: the consent check is a semi-join in the query, so the events of
-everyone else never leave the database.
+who grant ``profiling`` now and are under no restriction: the checks are in the query, so the
+events of everyone else never leave the database.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from privacy.purposes import Purpose
 from server.frames.profiles import STATE_EVENT_SCHEMA
 from server.profiles.partitions import Partition
 from server.storage.arrow_reads import FrameReader
+from server.storage.restrictions import unrestricted
 
 __all__ = ["consenting_events", "stored_event_count"]
 
@@ -22,12 +23,13 @@ _COUNT: Final = pl.Schema({"events": pl.Int64()})
 
 
 def consenting_events(reader: FrameReader, partition: Partition) -> pl.DataFrame:
-    """Every stored event of the partition's subjects with ``profiling`` consent (our own, not a partner's)."""
+    """Every stored event of the partition's subjects with ``profiling`` consent (our own, not a
+    partner's) and no processing restriction."""
     columns = ", ".join(f"e.{name}" for name in STATE_EVENT_SCHEMA)
     query = (
         f"SELECT {columns} FROM events e WHERE {partition.predicate('e.subject_id')} AND EXISTS ("
         "SELECT 1 FROM consent_state c WHERE c.subject_id = e.subject_id "
-        "AND c.purpose = ? AND c.partner_id = 0 AND c.granted)"
+        f"AND c.purpose = ? AND c.partner_id = 0 AND c.granted) AND {unrestricted('e.subject_id')}"
     )
     return reader.frame(query, STATE_EVENT_SCHEMA, (Purpose.PROFILING.value,))
 

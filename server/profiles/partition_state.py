@@ -1,7 +1,8 @@
 """Swapping the stored state of one partition of subjects for a newly built one.
 
 Everything stored for the partition that the new state does not hold goes, whoever it belonged to
-(a subject who withdrew ``profiling`` consent, one merged away, one whose events were erased), and
+(a subject who withdrew ``profiling`` consent, one merged away, one whose events were erased) but
+a subject under a processing restriction, whose state is neither read nor written here, and
 the new state comes in its place: the caller's transaction makes the swap all or nothing, so
 readers see the partition as it was before or as it is after, never between.
 
@@ -26,6 +27,7 @@ from server.profiles.state import ProfileState
 from server.profiles.store import STATE_KEYS, STATE_TABLES
 from server.storage.arrow_reads import FrameReader
 from server.storage.bulk import bulk_delete, bulk_insert
+from server.storage.restrictions import unrestricted
 
 __all__ = ["SCORE_TOLERANCE", "replace_partition_state", "stored_partition_state"]
 
@@ -33,10 +35,18 @@ SCORE_TOLERANCE: Final = 1e-9
 
 
 def stored_partition_state(reader: FrameReader, partition: Partition) -> ProfileState:
-    """What is stored now for the partition's subjects, read in bulk."""
+    """What is stored now for the partition's unrestricted subjects, read in bulk.
+
+    A restricted subject's rows are left out, like its events (``server.profiles.event_reader``):
+    the swap neither deletes nor rewrites what it does not see, so that state stays frozen.
+    """
     return ProfileState(
         *(
-            reader.frame(f"SELECT {', '.join(schema)} FROM {model.__tablename__} WHERE {partition.predicate()}", schema)
+            reader.frame(
+                f"SELECT {', '.join(schema)} FROM {model.__tablename__} WHERE {partition.predicate()} "
+                f"AND {unrestricted(f'{model.__tablename__}.subject_id')}",
+                schema,
+            )
             for model, schema in STATE_TABLES
         )
     )

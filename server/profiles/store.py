@@ -5,6 +5,10 @@ real-time path), ``combine_subjects`` joins merged subjects' state, and ``recomp
 subjects from their events (a split, a subject whose state was missing). Only subjects with
 ``profiling`` consent get state (DESIGN, invariant 3); ``drop`` removes it.
 
+A subject under a processing restriction (Art. 18, ``server.storage.restrictions``) is *frozen*:
+no path updates its state and none drops it (``forget`` and ``recompute`` pass it by, a fold
+skips it, a merge only moves its rows onto the surviving subject), until the restriction is lifted.
+
 Additive tables are folded in by the database (``bulk_accumulate``: no read before the write);
 interest accumulators, whose decay SQLite cannot compute, are read, combined and written back.
 That read-modify-write is safe because every writer of state holds the identity writers' turn
@@ -32,6 +36,7 @@ from server.profiles.state import ProfileState, combine, state_of
 from server.storage.base import Base
 from server.storage.bulk import bulk_accumulate, bulk_insert, bulk_upsert
 from server.storage.lookup import frame_where_in, rows_per_subject, select_where_in
+from server.storage.restrictions import restricted_among, unrestricted
 from server.storage.tables import (
     ProfileDailyRow,
     ProfileInterestRow,
@@ -45,6 +50,7 @@ __all__ = [
     "consenting",
     "drop",
     "fold",
+    "forget",
     "read_state",
     "recompute",
     "write_state",
@@ -65,10 +71,12 @@ CHUNK = 5_000
 
 
 def consenting(session: Session, subject_ids: Sequence[int]) -> list[int]:
-    """Those of ``subject_ids`` who currently grant ``profiling`` (our own purpose, not a partner's)."""
+    """Those of ``subject_ids`` who currently grant ``profiling`` (our own purpose, not a partner's)
+    and are under no restriction: whose state may be computed and shown now."""
     rows = select_where_in(
         session,
-        "SELECT subject_id FROM consent_state WHERE purpose = ? AND partner_id = 0 AND granted AND subject_id {in}",
+        "SELECT subject_id FROM consent_state WHERE purpose = ? AND partner_id = 0 AND granted "
+        f"AND {unrestricted('consent_state.subject_id')} AND subject_id {{in}}",
         sorted(set(subject_ids)),
         params=(Purpose.PROFILING.value,),
     )
@@ -102,6 +110,12 @@ def drop(session: Session, subject_ids: Sequence[int]) -> None:
             session.execute(delete(model).where(column.in_(ids[start : start + CHUNK])))
 
 
+def forget(session: Session, subject_ids: Sequence[int]) -> None:
+    """Drop the state of those of ``subject_ids`` not frozen by a restriction (which keeps it)."""
+    frozen = restricted_among(session, subject_ids)
+    drop(session, [subject for subject in subject_ids if subject not in frozen])
+
+
 def events_of(session: Session, subject_ids: Sequence[int]) -> pl.DataFrame:
     """Every stored event of ``subject_ids``, in the shape the state is built from."""
     return frame_where_in(
@@ -113,9 +127,12 @@ def events_of(session: Session, subject_ids: Sequence[int]) -> pl.DataFrame:
 
 
 def recompute(session: Session, subject_ids: Sequence[int], config: InterestConfig) -> None:
-    """Rebuild from the events: the consenting subjects get fresh state, the others none."""
-    drop(session, subject_ids)
-    keep = consenting(session, subject_ids)
+    """Rebuild from the events: the consenting subjects get fresh state, the others none, and the
+    frozen (restricted) keep theirs untouched."""
+    frozen = restricted_among(session, subject_ids)
+    thawed = [subject for subject in subject_ids if subject not in frozen]
+    drop(session, thawed)
+    keep = consenting(session, thawed)
     if keep:
         write_state(session, state_of(events_of(session, keep).lazy(), config))
 
@@ -126,7 +143,7 @@ def fold(session: Session, events: pl.DataFrame, config: InterestConfig, *, new_
     A subject seen before whose state is missing (its consent to ``profiling`` is new, or a build
     removed it) is recomputed from all its events instead, so state never covers only part of
     them; a subject without the consent keeps no state (a withdrawal recorded elsewhere already
-    dropped it: ``server.consent.service``).
+    dropped it: ``server.consent.service``); a restricted subject's state is left as it stands.
     """
     touched = events["subject_id"].unique().to_list()
     granted = consenting(session, touched)
@@ -197,7 +214,8 @@ def combine_subjects(session: Session, pairs: Sequence[tuple[int, int]], config:
     state (it had no ``profiling`` consent when they came): combined, the winner would cover only
     part of its events, and folding later batches would never add the rest. So a winner whose
     combined state does not count each of its events once is recomputed from its events instead,
-    and keeps no state unless it consents now.
+    and keeps no state unless it consents now. A restricted winner only gets its sides' rows,
+    combined: neither recomputed nor dropped (its state is frozen; lifting recomputes it).
     """
     if not pairs:
         return
@@ -219,9 +237,11 @@ def combine_subjects(session: Session, pairs: Sequence[tuple[int, int]], config:
 
     moved = ProfileState(*(rekeyed(f) for f in (stored.daily, stored.summary, stored.interests)))
     combined = combine([moved, ProfileState.empty()], config)
-    partial = _not_counting_every_event(session, combined)
-    granted = set(consenting(session, combined.subjects().to_list()))
-    unconsented = [s for s in combined.subjects().to_list() if s not in granted]
+    winners = combined.subjects().to_list()
+    frozen = restricted_among(session, winners)
+    partial = [s for s in _not_counting_every_event(session, combined) if s not in frozen]
+    granted = set(consenting(session, winners))
+    unconsented = [s for s in winners if s not in granted and s not in frozen]
     drop(session, involved)
     write_state(session, combined.without([*partial, *unconsented]))  # merged consent may say no
     if partial:

@@ -25,6 +25,7 @@ from server.frames.profiles import PURCHASE
 from server.profiles.build_runs import BuildStatus, CutPoints
 from server.profiles.config import TierRules
 from server.storage.arrow_reads import FrameReader
+from server.storage.restrictions import unrestricted
 from server.storage.tables import ProfileBuildRow
 
 __all__ = ["CutPoints", "ValueTier", "buyer_revenue", "cut_points_of", "latest_cut_points", "tier_expr"]
@@ -39,9 +40,11 @@ class ValueTier(enum.StrEnum):
 
 
 def buyer_revenue(reader: FrameReader) -> pl.DataFrame:
-    """(subject_id, revenue): lifetime purchase revenue of every subject with a purchase in its state."""
+    """(subject_id, revenue): lifetime purchase revenue of every unrestricted subject with a purchase
+    in its state (a restricted subject's frozen state is kept, not used)."""
     return reader.frame(
-        "SELECT subject_id, sum(amount) FROM profile_daily WHERE type = ? GROUP BY subject_id",
+        "SELECT subject_id, sum(amount) FROM profile_daily "
+        f"WHERE type = ? AND {unrestricted('profile_daily.subject_id')} GROUP BY subject_id",
         REVENUE_SCHEMA,
         (PURCHASE,),
     )

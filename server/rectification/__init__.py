@@ -1,0 +1,1 @@
+"""Rectification (Art. 16) of a person's declared attributes."""
