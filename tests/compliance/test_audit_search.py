@@ -17,7 +17,7 @@ from sqlalchemy import select
 from privacy.audit import AuditEntry
 from privacy.consent import ConsentPurpose, LegalBasis
 from privacy.identifiers import IdentifierKind, InvalidIdentifier, normalize
-from privacy.keyring import Keyring, KeyPurpose
+from privacy.keyring import KeyPurpose, Keyring
 from server.audit import service
 from server.audit.search import AuditFilters, AuditPage, AuditSearchError, PageBounds, search_entries
 from server.auth.principal import SYSTEM_ACTOR
@@ -49,7 +49,12 @@ def logged(runtime: Runtime) -> list[AuditEntry]:
         return [entry for entry in iter_entries(session) if isinstance(entry, AuditEntry)]
 
 
-def search(runtime: Runtime, filters: AuditFilters, bounds: PageBounds = PageBounds(first=1000)) -> AuditPage:
+WHOLE = PageBounds(first=1000)
+ANY = AuditFilters()
+FIRST = PageBounds()
+
+
+def search(runtime: Runtime, filters: AuditFilters, bounds: PageBounds = WHOLE) -> AuditPage:
     with runtime.sessions() as session:
         return search_entries(session, filters, bounds)
 
@@ -171,7 +176,6 @@ def test_bad_arguments_are_refused_by_rule(
 # --- by subject -------------------------------------------------------------------------------
 
 EMAIL = "ana.search@example.org"
-SOURCE = {"source": "cmp:web", "policy_version": "2026-10", "legal_basis": LegalBasis.CONSENT, "partner_id": None}
 
 
 def at(runtime: Runtime, seconds: int) -> Runtime:
@@ -180,13 +184,23 @@ def at(runtime: Runtime, seconds: int) -> Runtime:
 
 def grant(runtime: Runtime, kind: IdentifierKind, value: str, purpose: ConsentPurpose) -> None:
     with runtime.unit_of_work(SYSTEM_ACTOR) as unit:
-        record_consent(unit, identifier=RawIdentifier(kind, value), purpose=purpose, granted=True, **SOURCE)
+        record_consent(
+            unit,
+            identifier=RawIdentifier(kind, value),
+            purpose=purpose,
+            partner_id=None,
+            granted=True,
+            legal_basis=LegalBasis.CONSENT,
+            source="cmp:web",
+            policy_version="2026-10",
+        )
 
 
 def file_request(runtime: Runtime, kind: IdentifierKind, value: str, *, key_version: int | None = None) -> int:
     """A request row as the lead's lifecycle files it (the identifier's hash only), and its audit entry."""
     with runtime.unit_of_work(SYSTEM_ACTOR) as unit:
-        pseudonym = unit.kit.pseudonymizer.pseudonym(normalize(kind, value, rules=unit.kit.rules), key_version=key_version)
+        normalized = normalize(kind, value, rules=unit.kit.rules)
+        pseudonym = unit.kit.pseudonymizer.pseudonym(normalized, key_version=key_version)
         row = SubjectRequestRow(
             kind="access",
             status="received",
@@ -203,7 +217,7 @@ def file_request(runtime: Runtime, kind: IdentifierKind, value: str, *, key_vers
 
 
 def find(
-    runtime: Runtime, subject: RawIdentifier, filters: AuditFilters = AuditFilters(), bounds: PageBounds = PageBounds()
+    runtime: Runtime, subject: RawIdentifier, filters: AuditFilters = ANY, bounds: PageBounds = FIRST
 ) -> AuditPage:
     with runtime.unit_of_work(SYSTEM_ACTOR) as unit:
         return service.search(unit, subject=subject, filters=filters, bounds=bounds)
@@ -215,10 +229,11 @@ def person_on_two_devices(runtime: Runtime) -> tuple[int, int]:
     ingest(at(runtime, 1), [event(anonymous_id="laptop-9")])
     grant(runtime, IdentifierKind.DEVICE_ID, "phone-9", ConsentPurpose.PERSONALIZATION)
     grant(runtime, IdentifierKind.DEVICE_ID, "laptop-9", ConsentPurpose.PROFILING)
-    phone, laptop = subject_of(runtime, IdentifierKind.DEVICE_ID, "phone-9"), subject_of(
-        runtime, IdentifierKind.DEVICE_ID, "laptop-9"
-    )
-    assert phone is not None and laptop is not None and phone != laptop
+    phone = subject_of(runtime, IdentifierKind.DEVICE_ID, "phone-9")
+    laptop = subject_of(runtime, IdentifierKind.DEVICE_ID, "laptop-9")
+    assert phone is not None
+    assert laptop is not None
+    assert phone != laptop
     ingest(at(runtime, 2), [event(user_id="cust-9", email=EMAIL, anonymous_id="phone-9", consent_purposes=None)])
     assert ingest(at(runtime, 3), [event(user_id="cust-9", anonymous_id="laptop-9", consent_purposes=None)]).merges
     return phone, laptop
