@@ -133,8 +133,11 @@ def _subject(arguments: argparse.Namespace) -> tuple[RawIdentifier | None, str]:
 
 
 def _table(entries: list[AuditEntry]) -> Table:
-    """Cells are plain text: a stored detail is never read as Rich markup."""
-    table = Table("seq", "at", "role", "key", "action", "target", "details")
+    """Cells are plain text (a stored detail is never read as Rich markup) and fold rather than
+    being cut short: an auditor reads every character of a target or a time."""
+    table = Table()
+    for column in ("seq", "at", "role", "key", "action", "target", "details"):
+        table.add_column(column, overflow="fold")
     for entry in entries:
         table.add_row(
             Text(str(entry.seq)),
