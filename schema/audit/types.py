@@ -4,6 +4,8 @@ from datetime import datetime
 
 import strawberry
 
+from schema.errors import DomainError
+from schema.pagination import PageInfo
 from schema.permissions import requires
 from server.auth.principal import Role
 
@@ -34,3 +36,16 @@ class AuditVerification:
     checked: int = strawberry.field(extensions=COMPLIANCE)
     first_bad_seq: int | None = strawberry.field(extensions=COMPLIANCE)
     problem: str | None = strawberry.field(extensions=COMPLIANCE)
+
+
+@strawberry.type
+class AuditEntryEdge:
+    cursor: str = strawberry.field(extensions=COMPLIANCE)
+    node: AuditEntry = strawberry.field(extensions=COMPLIANCE)
+
+
+@strawberry.type(description="A page of audit entries, oldest first; errors name a refused argument, never its value.")
+class AuditEntryConnection:
+    edges: list[AuditEntryEdge] = strawberry.field(extensions=COMPLIANCE)
+    page_info: PageInfo = strawberry.field(extensions=COMPLIANCE)
+    errors: list[DomainError] = strawberry.field(extensions=COMPLIANCE)

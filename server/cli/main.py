@@ -25,6 +25,7 @@ from server.cli import (
     setup_commands,
 )
 from server.cli.errors import CliError
+from server.cli.parser import Parser
 from server.gc_tuning import tune_for_throughput
 from server.settings import SettingsError, load_settings
 from server.storage.failures import StorageFailure, StorageUnavailable, failure_of
@@ -33,7 +34,7 @@ Handler = Callable[[argparse.Namespace, Console], int]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="audience",
         description="A privacy-first audience server. Settings come from AUDIENCE_* variables "
         "and the TOML file named by AUDIENCE_CONFIG (see docs/configuration.md).",

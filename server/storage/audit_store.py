@@ -85,7 +85,7 @@ def iter_entries(session: Session, *, after_seq: int = 0, limit: int | None = No
     while remaining is None or remaining > 0:
         batch_size = READ_BATCH if remaining is None else min(READ_BATCH, remaining)
         query = select(AuditEntryRow).where(AuditEntryRow.seq > after_seq).order_by(AuditEntryRow.seq)
-        entries = _read_batch(session, query.limit(batch_size))
+        entries = read_entries(session, query.limit(batch_size))
         if not entries:
             return
         yield from entries
@@ -97,7 +97,7 @@ def iter_entries(session: Session, *, after_seq: int = 0, limit: int | None = No
 
 def newest_entries(session: Session, count: int) -> list[StoredEntry]:
     """The last ``count`` entries by seq, newest first."""
-    return _read_batch(session, select(AuditEntryRow).order_by(AuditEntryRow.seq.desc()).limit(count))
+    return read_entries(session, select(AuditEntryRow).order_by(AuditEntryRow.seq.desc()).limit(count))
 
 
 def entries_for_targets(session: Session, targets: Sequence[str]) -> list[StoredEntry]:
@@ -107,12 +107,13 @@ def entries_for_targets(session: Session, targets: Sequence[str]) -> list[Stored
     found: list[StoredEntry] = []
     for start in range(0, len(wanted), TARGET_CHUNK):
         chunk = wanted[start : start + TARGET_CHUNK]
-        found.extend(_read_batch(session, select(AuditEntryRow).where(AuditEntryRow.target.in_(chunk))))
+        found.extend(read_entries(session, select(AuditEntryRow).where(AuditEntryRow.target.in_(chunk))))
     return sorted(found, key=lambda entry: entry.seq)
 
 
-def _read_batch(session: Session, query: Select[AuditEntryRow]) -> list[StoredEntry]:
-    """The whole batch at once; row by row only when some row does not decode."""
+def read_entries(session: Session, query: Select[AuditEntryRow]) -> list[StoredEntry]:
+    """The rows ``query`` selects, decoded: the whole batch at once, row by row only when some row
+    does not decode (that one comes back as ``UnreadableEntry``)."""
     try:
         return [_to_entry(row) for row in session.scalars(query).all()]
     except _UNDECODABLE:

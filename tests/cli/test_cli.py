@@ -33,6 +33,7 @@ COMMANDS = [
     ["partners", "list"],
     ["audit"],
     ["audit", "verify"],
+    ["audit", "search"],
     ["import"],
     ["identity"],
     ["identity", "merges"],

@@ -24,6 +24,10 @@ EXPECTED: dict[str, tuple[frozenset[Role], str]] = {
     "Query.apiKeys": (ADMIN, "{ apiKeys { keyId } }"),
     "Query.auditLog": (COMPLIANCE, "{ auditLog(first: 1) { seq } }"),
     "Query.verifyAuditLog": (COMPLIANCE, "{ verifyAuditLog { intact } }"),
+    "Query.auditEntries": (
+        COMPLIANCE,
+        '{ auditEntries(subject: {kind: EMAIL, value: "probe@example.org"}, first: 1) { pageInfo { hasNextPage } } }',
+    ),
     "Query.dataQuality": (ANALYSTS, "{ dataQuality { source } }"),
     "Query.consent": (COMPLIANCE, '{ consent(identifier: {kind: EMAIL, value: "probe@example.org"}) { found } }'),
     "Query.profile": (
