@@ -10,7 +10,6 @@ merged one is part of its winner), and none under restriction (Art. 18: the data
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Final
 
 from sqlalchemy import exists, or_, select
@@ -21,8 +20,6 @@ from server.profiles.partitions import Partition
 from server.retention.policy import Cutoffs
 from server.retention.report import Category, PurgeReport
 from server.runtime import UnitOfWork
-from server.storage.lookup import select_where_in
-from server.storage.subject_tables import SUBJECT_TABLES
 from server.storage.tables import EventRow, IdentityRow, SubjectRestrictionRow, SubjectRow
 from server.storage.upsert import table_of
 
@@ -55,30 +52,15 @@ def expired_anonymous_subjects(session: Session, partition: Partition, cutoffs: 
     return [int(found) for found in session.scalars(query)]
 
 
-def purge_anonymous_subjects(unit: UnitOfWork, partition: Partition, cutoffs: Cutoffs, *, dry_run: bool) -> PurgeReport:
+def purge_anonymous_subjects(unit: UnitOfWork, partition: Partition, cutoffs: Cutoffs) -> PurgeReport:
     ids = expired_anonymous_subjects(unit.session, partition, cutoffs)
     removed: dict[str, int] = {}
-    if dry_run:
-        removed = _rows_held(unit.session, ids)
-    else:
-        for start in range(0, len(ids), ERASE_CHUNK):
-            receipt = erase_subjects(unit, ids[start : start + ERASE_CHUNK], reason="retention")
-            for table, count in receipt.rows_removed.items():
-                removed[table] = removed.get(table, 0) + count
+    for start in range(0, len(ids), ERASE_CHUNK):
+        receipt = erase_subjects(unit, ids[start : start + ERASE_CHUNK], reason="retention")
+        for table, count in receipt.rows_removed.items():
+            removed[table] = removed.get(table, 0) + count
     return PurgeReport(
-        dry_run=dry_run,
         cutoffs=cutoffs,
         removed={Category.ANONYMOUS_SUBJECTS: removed} if ids else {},
         subjects_erased=len(ids),
     )
-
-
-def _rows_held(session: Session, ids: Sequence[int]) -> dict[str, int]:
-    """What erasing ``ids`` would remove, by the registry: each table's rows naming one of them."""
-    held: dict[str, int] = {}
-    for declared in SUBJECT_TABLES:
-        query = f"SELECT count(*) FROM {declared.name} WHERE {declared.subject_column} {{in}}"
-        count = sum(int(row[0]) for row in select_where_in(session, query, list(ids)))
-        if count:
-            held[declared.name] = count
-    return held

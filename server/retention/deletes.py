@@ -1,23 +1,17 @@
-"""One set-based delete, or in a dry run the count of what it would delete: both from one condition."""
+"""Set-based deletes and updates, with the rows each touched."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
-__all__ = ["affected", "count_rows", "remove_rows"]
+__all__ = ["affected", "remove_rows"]
 
 
-def count_rows(session: Session, table: Any, where: Any) -> int:
-    return int(session.scalar(select(func.count()).select_from(table).where(where)) or 0)
-
-
-def remove_rows(session: Session, table: Any, where: Any, *, dry_run: bool) -> int:
-    """Rows of ``table`` matching ``where``: deleted (one statement), or only counted when ``dry_run``."""
-    if dry_run:
-        return count_rows(session, table, where)
+def remove_rows(session: Session, table: Any, where: Any) -> int:
+    """Rows of ``table`` matching ``where``, deleted in one statement; how many."""
     return affected(session.execute(delete(table).where(where)))
 
 

@@ -34,7 +34,7 @@ from server.frames.profiles import INTEREST_SCHEMA, PURCHASE, STATE_EVENT_SCHEMA
 from server.profiles.config import InterestConfig
 from server.profiles.partitions import Partition
 from server.profiles.state import decay_factor, interests_of
-from server.retention.deletes import affected, count_rows, remove_rows
+from server.retention.deletes import affected, remove_rows
 from server.retention.policy import Cutoffs
 from server.retention.report import Category, PurgeReport
 from server.runtime import UnitOfWork
@@ -60,36 +60,30 @@ INTERESTS = table_of(ProfileInterestRow)
 RESTRICTED = select(table_of(SubjectRestrictionRow).c.subject_id)
 
 
-def purge_events(unit: UnitOfWork, partition: Partition, cutoffs: Cutoffs, *, dry_run: bool) -> PurgeReport:
-    """The partition's expired events and the state they leave behind; nothing written when ``dry_run``."""
+def purge_events(unit: UnitOfWork, partition: Partition, cutoffs: Cutoffs) -> PurgeReport:
+    """The partition's expired events, and the state they leave behind cut to match."""
     session = unit.session
-    if not dry_run:
-        serialize_identity_writes(session)
+    serialize_identity_writes(session)
     cutoff = cutoffs.events
     expired = and_(_in(EVENTS.c.subject_id, partition), EVENTS.c.occurred_at < cutoff)
     corrected = _corrected_interests(session, expired, cutoff, unit.profiles.interests)
     removed: dict[str, int] = {}
-    if dry_run:
-        receipts = count_rows(session, EVENTS, expired)
-    else:
-        keys = select(EVENTS.c.source, EVENTS.c.message_key).where(expired)
-        receipts = insert_selected_ignoring_conflicts(session, MessageReceiptRow, ["source", "message_key"], keys)
-    removed[EventRow.__tablename__] = remove_rows(session, EVENTS, expired, dry_run=dry_run)
+    keys = select(EVENTS.c.source, EVENTS.c.message_key).where(expired)
+    receipts = insert_selected_ignoring_conflicts(session, MessageReceiptRow, ["source", "message_key"], keys)
+    removed[EventRow.__tablename__] = remove_rows(session, EVENTS, expired)
     removed[ProfileDailyRow.__tablename__] = remove_rows(
-        session, DAILY, and_(_in(DAILY.c.subject_id, partition), DAILY.c.day < cutoffs.events_day), dry_run=dry_run
+        session, DAILY, and_(_in(DAILY.c.subject_id, partition), DAILY.c.day < cutoffs.events_day)
     )
     summaries = _in(SUMMARY.c.subject_id, partition)
     removed[ProfileSummaryRow.__tablename__] = remove_rows(
-        session, SUMMARY, and_(summaries, SUMMARY.c.last_seen < cutoff), dry_run=dry_run
+        session, SUMMARY, and_(summaries, SUMMARY.c.last_seen < cutoff)
     )
-    updated = _update_summaries(session, summaries, cutoff, dry_run=dry_run)
+    updated = _update_summaries(session, summaries, cutoff)
     removed[ProfileInterestRow.__tablename__] = remove_rows(
-        session, INTERESTS, and_(_in(INTERESTS.c.subject_id, partition), INTERESTS.c.as_of < cutoff), dry_run=dry_run
+        session, INTERESTS, and_(_in(INTERESTS.c.subject_id, partition), INTERESTS.c.as_of < cutoff)
     )
-    if not dry_run:
-        bulk_upsert(session, ProfileInterestRow, corrected, keys=["subject_id", "topic"], newer="as_of")
+    bulk_upsert(session, ProfileInterestRow, corrected, keys=["subject_id", "topic"], newer="as_of")
     return PurgeReport(
-        dry_run=dry_run,
         cutoffs=cutoffs,
         removed={Category.EVENTS: removed},
         profile_rows_updated=updated + corrected.height,
@@ -102,15 +96,13 @@ def _in(column: Any, partition: Partition) -> Any:
     return and_(column.between(partition.low, partition.high), column.not_in(RESTRICTED))
 
 
-def _update_summaries(session: Session, summaries: Any, cutoff: Any, *, dry_run: bool) -> int:
+def _update_summaries(session: Session, summaries: Any, cutoff: Any) -> int:
     """First event and first purchase from the events left; run after the events are deleted."""
     stale = and_(
         summaries,
         SUMMARY.c.last_seen >= cutoff,
         or_(SUMMARY.c.first_seen < cutoff, SUMMARY.c.first_purchase < cutoff),
     )
-    if dry_run:
-        return count_rows(session, SUMMARY, stale)
     own = EVENTS.c.subject_id == SUMMARY.c.subject_id
     first_left = select(func.min(EVENTS.c.occurred_at)).where(own).scalar_subquery()
     first_purchase_left = select(func.min(EVENTS.c.occurred_at)).where(own, EVENTS.c.type == PURCHASE).scalar_subquery()

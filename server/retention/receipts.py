@@ -19,15 +19,13 @@ from server.storage.upsert import table_of
 __all__ = ["purge_receipts"]
 
 
-def purge_receipts(unit: UnitOfWork, cutoffs: Cutoffs, *, dry_run: bool) -> PurgeReport:
+def purge_receipts(unit: UnitOfWork, cutoffs: Cutoffs) -> PurgeReport:
     requests, receipts = table_of(SubjectRequestRow), table_of(ErasureReceiptRow)
     cutoff = cutoffs.receipts
     removed = {
-        Category.CLOSED_REQUESTS: {
-            requests.name: remove_rows(unit.session, requests, requests.c.closed_at < cutoff, dry_run=dry_run)
-        },
+        Category.CLOSED_REQUESTS: {requests.name: remove_rows(unit.session, requests, requests.c.closed_at < cutoff)},
         Category.ERASURE_RECEIPTS: {
-            receipts.name: remove_rows(unit.session, receipts, receipts.c.completed_at < cutoff, dry_run=dry_run)
+            receipts.name: remove_rows(unit.session, receipts, receipts.c.completed_at < cutoff)
         },
     }
-    return PurgeReport(dry_run=dry_run, cutoffs=cutoffs, removed=removed)
+    return PurgeReport(cutoffs=cutoffs, removed=removed)

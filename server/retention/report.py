@@ -22,7 +22,6 @@ class Category(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class PurgeReport:
-    dry_run: bool
     cutoffs: Cutoffs
     removed: Mapping[Category, Mapping[str, int]] = field(default_factory=dict)
     """Rows deleted per category, per table."""
@@ -33,6 +32,8 @@ class PurgeReport:
     subjects_erased: int = 0
     complete: bool = True
     """False when a run was stopped (the server shutting down) before its last partition."""
+    dry_run: bool = False
+    """Counted and rolled back: what a purge at the same moment would remove."""
 
     def plus(self, other: PurgeReport) -> PurgeReport:
         removed: dict[Category, Counter[str]] = {}
@@ -40,13 +41,13 @@ class PurgeReport:
             for category, tables in report.removed.items():
                 removed.setdefault(category, Counter()).update(tables)
         return PurgeReport(
-            dry_run=self.dry_run,
             cutoffs=self.cutoffs,
             removed={category: dict(tables) for category, tables in removed.items()},
             profile_rows_updated=self.profile_rows_updated + other.profile_rows_updated,
             receipts_kept=self.receipts_kept + other.receipts_kept,
             subjects_erased=self.subjects_erased + other.subjects_erased,
             complete=self.complete and other.complete,
+            dry_run=self.dry_run or other.dry_run,
         )
 
     def total(self, category: Category) -> int:

@@ -22,7 +22,7 @@ from sqlalchemy import func, select
 
 from server.auth.principal import SYSTEM_ACTOR, Actor
 from server.profiles.partitions import default_partition_count, partitions_of
-from server.retention.purge import audit_purge, purge_partition
+from server.retention.purge import audit_purge, purge_partition, rolled_back_if
 from server.retention.receipts import purge_receipts
 from server.retention.report import PurgeReport
 from server.runtime import Runtime
@@ -64,18 +64,19 @@ def run_purge(
         partitions = partitions_of(
             default_partition_count(events, per_partition=runtime.settings.build_events_per_partition)
         )
-        report = PurgeReport(dry_run=dry_run, cutoffs=cutoffs)
+        report = PurgeReport(cutoffs=cutoffs, dry_run=dry_run)
         for done, partition in enumerate(partitions):
             if not keep_going():
-                report = report.plus(PurgeReport(dry_run=dry_run, cutoffs=cutoffs, complete=False))
+                report = report.plus(PurgeReport(cutoffs=cutoffs, complete=False))
                 break
-            with runtime.unit_of_work(actor) as unit:
-                report = report.plus(purge_partition(unit, partition, cutoffs, dry_run=dry_run))
+            with runtime.unit_of_work(actor) as unit, rolled_back_if(unit.session, dry_run=dry_run):
+                report = report.plus(purge_partition(unit, partition, cutoffs))
             if progress is not None:
                 progress(PurgeProgress(len(partitions), done + 1, report))
         with runtime.unit_of_work(actor) as unit:
             if report.complete:
-                report = report.plus(purge_receipts(unit, cutoffs, dry_run=dry_run))
+                with rolled_back_if(unit.session, dry_run=dry_run):
+                    report = report.plus(purge_receipts(unit, cutoffs))
             if not dry_run:
                 audit_purge(unit, report)
     return report

@@ -60,5 +60,6 @@ def insert_selected_ignoring_conflicts(session: Session, model: type[Base], colu
 
     ``query`` must have a ``WHERE`` (SQLite reads an ``ON`` after a bare ``SELECT ... FROM`` as a join's).
     """
-    result = session.execute(_insert(session, model).from_select(list(columns), query).on_conflict_do_nothing())
+    statement = _insert(session, model).from_select(list(columns), query).on_conflict_do_nothing()
+    result = session.execute(statement.execution_options(preserve_rowcount=True))  # an INSERT's count is opt-in
     return max(int(getattr(result, "rowcount", 0) or 0), 0)
