@@ -6,7 +6,7 @@ ceiling, one ``DELETE FROM events WHERE occurred_at < cutoff`` on an identical s
 (no receipts, no state, one transaction). The demo load writes subjects without identities, so
 the quiet ones are erased as anonymous too (through the erasure placeholder on this branch).
 
-    PYTHONPATH=. python -m bench.retention --backend sqlite --events 200000
+    PYTHONPATH=. python bench/retention.py --backend sqlite --events 200000
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from build_data import load_events, prepare_database  # bench/, beside this script
+from databases import scratch_database
 from sqlalchemy import func, select, text
 
-from bench.build_data import load_events, prepare_database
-from bench.databases import scratch_database
 from privacy.keyring import generate_keyring, write_keyring_file
 from server.profiles.build import run_build
 from server.retention.report import Category
