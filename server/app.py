@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -21,6 +22,7 @@ from server.http.health import healthz, readiness_endpoint
 from server.http.request_context import RequestContextMiddleware
 from server.jobs.request_resumption import resume_interrupted_requests
 from server.observability.metrics import Metrics
+from server.retention.schedule import ScheduledPurge
 from server.runtime import Runtime, build_runtime
 from server.settings import Settings, load_settings
 
@@ -44,7 +46,11 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Starlet
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         await run_in_threadpool(resume_interrupted_requests, runtime)
+        interval = settings.retention_interval_seconds
+        purges = ScheduledPurge(runtime, interval_s=interval).start() if interval > 0 else None
         yield
+        if purges is not None:
+            await asyncio.to_thread(purges.stop)  # waits for a partition in progress, off the event loop
         runtime.dispose()
 
     app = Starlette(

@@ -21,6 +21,7 @@ from server.auth.principal import Actor
 from server.keys.binding import ensure_keyring_belongs
 from server.privacy_kit import PrivacyKit, build_kit
 from server.profiles.config import ProfileConfig, profile_config
+from server.retention.policy import RetentionPolicy, retention_policy
 from server.settings import Settings
 from server.storage.audit_store import SqlAuditStore
 from server.storage.base import utc_now
@@ -40,6 +41,7 @@ class UnitOfWork:
     clock: Clock
     actor: Actor
     profiles: ProfileConfig
+    retention: RetentionPolicy
 
     def audit(
         self, action: str, *, target: str | None = None, details: dict[str, DetailValue] | None = None
@@ -56,6 +58,7 @@ class Runtime:
     keyring: Keyring
     kit: PrivacyKit
     profiles: ProfileConfig
+    retention: RetentionPolicy
     clock: Clock = utc_now
     # SQLite files only: copies the WAL back beside the writers, so that commits need not.
     checkpointer: WalCheckpointer | None = None
@@ -75,6 +78,7 @@ class Runtime:
                 clock=self.clock,
                 actor=actor,
                 profiles=self.profiles,
+                retention=self.retention,
             )
         if self.checkpointer is not None:
             self.checkpointer.request()
@@ -129,6 +133,7 @@ def build_runtime(settings: Settings, *, keyring: Keyring | None = None) -> Runt
         keyring=keyring,
         kit=kit,
         profiles=profile_config(settings, taxonomy_for(settings.taxonomy_extra)),
+        retention=retention_policy(settings),
         checkpointer=checkpointer,
     )
 

@@ -144,6 +144,29 @@ class Settings(BaseSettings):
         "and holds ingestion back longer per partition.",
     )
 
+    # Retention (docs/retention.md): what `audience purge` and the server's scheduled run delete.
+    retention_events_days: int = Field(
+        default=396, ge=1, le=36_500, description="Events older than this many whole UTC days are deleted."
+    )
+    retention_anonymous_subject_days: int = Field(
+        default=90,
+        ge=1,
+        le=36_500,
+        description="Subjects without an identifier, created and inactive this long, are erased.",
+    )
+    retention_receipt_days: int = Field(
+        default=1096,
+        ge=1,
+        le=36_500,
+        description="Closed data-subject requests and erasure receipts older than this are deleted.",
+    )
+    retention_interval_seconds: int = Field(
+        default=86_400,
+        ge=0,
+        le=2_678_400,
+        description="How often the server runs the purge; 0 turns the scheduled run off.",
+    )
+
     @field_validator("interest_weights", "interest_half_lives")
     @classmethod
     def _check_pairs(cls, text: str) -> str:

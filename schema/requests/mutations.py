@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TypeVar
+from typing import TypeVar, cast
 
 import strawberry
-from server.restriction.rectification import RectificationError
+from server.rectification.service import RectificationError
 from starlette.concurrency import run_in_threadpool
+from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from privacy.consent import ConsentError
@@ -37,8 +38,10 @@ def _refusal(error: Exception) -> DomainError:
     """Every refusal names a rule and at most a field, never a value the caller sent."""
     if isinstance(error, InvalidIdentifier):
         return DomainError(field="identifier", code=error.code, message=error.message)
-    if isinstance(error, RequestError | RectificationError):
+    if isinstance(error, RequestError):
         return DomainError(field=error.field, code=error.code.value, message=error.message)
+    if isinstance(error, RectificationError):
+        return DomainError(field=error.field, code=error.code, message=error.message)
     assert isinstance(error, ConsentError)
     return DomainError(field="identifier", code=error.code, message=error.message)
 
@@ -119,7 +122,7 @@ class RequestMutations:
             exported = await run_in_threadpool(lambda: execution.export(runtime, actor, id))
         except REFUSALS as error:
             return ExportPayload(request=None, document=None, errors=[_refusal(error)])
-        return ExportPayload(request=to_request(exported.request), document=exported.document, errors=[])
+        return ExportPayload(request=to_request(exported.request), document=cast(JSON, exported.document), errors=[])
 
     @strawberry.mutation(
         extensions=COMPLIANCE,

@@ -16,7 +16,7 @@ from schema.requests.types import (
 )
 from server.requests import records
 from server.requests.lifecycle import RequestError, RequestKind
-from server.requests.receipts import receipts_of
+from server.erasure.receipts import receipts_of_request
 
 
 @strawberry.type
@@ -52,7 +52,7 @@ class RequestQueries:
 
     @strawberry.field(extensions=COMPLIANCE, description="The receipts of an erasure request (one per run).")
     async def erasure_receipts(self, info: Info[Context, None], request_id: int) -> list[ErasureReceipt]:
-        receipts = await info.context.read(lambda session: receipts_of(session, request_id))
+        receipts = await info.context.read(lambda session: receipts_of_request(session, request_id))
         return [
             ErasureReceipt(
                 id=r.id,

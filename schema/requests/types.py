@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import Enum
+from typing import cast
 
 import strawberry
 from strawberry.scalars import JSON
@@ -129,5 +130,5 @@ def to_request(view: RequestView) -> DataSubjectRequest:
         started_at=view.started_at,
         closed_at=view.closed_at,
         rejection_reason=view.rejection_reason,
-        outcome=view.outcome,
+        outcome=cast(JSON, view.outcome),
     )

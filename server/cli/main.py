@@ -21,6 +21,7 @@ from server.cli import (
     build_commands,
     identity_commands,
     import_commands,
+    purge_commands,
     request_commands,
     setup_commands,
 )
@@ -46,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     import_commands.register(commands)
     identity_commands.register(commands)
     build_commands.register(commands)
+    purge_commands.register(commands)
     request_commands.register(commands)
     return parser
 

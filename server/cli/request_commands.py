@@ -20,9 +20,9 @@ from server.cli.errors import CliError
 from server.cli.identifier_options import add_identifier_options, identifier_of
 from server.requests import execution, records
 from server.requests.lifecycle import RejectionReason, RequestError, RequestKind
-from server.requests.receipts import receipts_of
+from server.erasure.receipts import receipts_of_request
 from server.requests.records import RequestView
-from server.restriction.rectification import RectificationError
+from server.rectification.service import RectificationError
 from server.runtime import Runtime, build_runtime
 from server.settings import load_settings
 
@@ -214,7 +214,7 @@ def run_show(arguments: argparse.Namespace, console: Console) -> int:
             view = records.find_request(session, arguments.id, runtime.clock())
             receipts = [
                 {"receipt": r.id, "completed_at": r.completed_at.isoformat(), "rows_removed": r.rows_removed}
-                for r in receipts_of(session, arguments.id)
+                for r in receipts_of_request(session, arguments.id)
             ]
             return view, receipts
 

@@ -33,6 +33,7 @@ ALLOWED_EXTRA_FIELDS = frozenset(
         "checked",
         "count",
         "revision",
+        "counts",
     }
 )
 

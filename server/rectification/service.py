@@ -78,15 +78,8 @@ class FieldChange:
 def rectify(unit: UnitOfWork, subject_ids: Sequence[int], changes: Mapping[str, str | None]) -> list[FieldChange]:
     """Apply ``changes`` (attribute -> new value, ``None`` to remove it) to the active subjects of
     ``subject_ids``; one ``FieldChange`` per subject and field, in field order."""
-    if not changes:
-        raise RectificationError("NO_CHANGES", "name at least one attribute to rectify")
-    for name in sorted(changes):
-        if name not in RECTIFIABLE:
-            raise RectificationError(
-                "UNKNOWN_FIELD", f"not a declared attribute; one of {', '.join(sorted(RECTIFIABLE))}", field=name
-            )
     now = unit.clock()
-    stored = _checked(changes, current_year=now.year, unit=unit)
+    stored = checked_changes(unit, changes)
     session = unit.session
     serialize_identity_writes(session)  # a merge re-encrypting this person's PII waits, or goes first
     roots = _active(session, subject_ids)
@@ -125,6 +118,19 @@ def rectify(unit: UnitOfWork, subject_ids: Sequence[int], changes: Mapping[str, 
             )
             result.append(change)
     return result
+
+
+def checked_changes(unit: UnitOfWork, changes: Mapping[str, str | None]) -> dict[str, str | None]:
+    """Refuses unknown attributes and invalid values before anything is written (or any request
+    moves); returns each value as it would be stored."""
+    if not changes:
+        raise RectificationError("NO_CHANGES", "name at least one attribute to rectify")
+    for name in sorted(changes):
+        if name not in RECTIFIABLE:
+            raise RectificationError(
+                "UNKNOWN_FIELD", f"not a declared attribute; one of {', '.join(sorted(RECTIFIABLE))}", field=name
+            )
+    return _checked(changes, current_year=unit.clock().year, unit=unit)
 
 
 def _checked(changes: Mapping[str, str | None], *, current_year: int, unit: UnitOfWork) -> dict[str, str | None]:

@@ -19,8 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from server.auth.principal import Actor
-from server.erasure.execute import erase_subjects
-from server.erasure.wipe import wipe_freed_pages
+from server.erasure import erase_subjects, scrub_database_files
 from server.requests.lifecycle import (
     RUNS_UNATTENDED,
     RequestError,
@@ -30,12 +29,13 @@ from server.requests.lifecycle import (
     check_move,
 )
 from server.requests.records import RequestView, locked_request, target_of, view_of
-from server.restriction.objection import object_to_advertising
-from server.restriction.rectification import FieldChange, rectify
+from server.consent.objection import object_to_advertising
+from server.rectification.service import FieldChange, checked_changes, rectify
 from server.restriction.service import lift, restrict
 from server.runtime import Runtime, UnitOfWork
 from server.storage.tables import SubjectRequestRow
 from server.subject_access.export import export_person
+from server.taxonomy.taxonomy import taxonomy_for
 from server.subjects.reach import persons_by_pseudonym
 from server.suppression.service import suppress_pseudonym
 
@@ -93,7 +93,7 @@ def execute(runtime: Runtime, actor: Actor, request_id: int) -> RequestView:
     kind = _begin(runtime, actor, request_id, RUNS_UNATTENDED)
     view, _ = _finish(runtime, actor, request_id, UNATTENDED_WORK[kind])
     if kind is RequestKind.ERASURE:
-        wipe_freed_pages(runtime)
+        _scrub(runtime)
     return view
 
 
@@ -101,9 +101,10 @@ def export(runtime: Runtime, actor: Actor, request_id: int) -> Exported:
     """The access export. A completed access request can be exported again (a lost file, a second
     copy for portability); each export is audited on its own."""
     document: dict[str, Any] = {}
+    taxonomy = taxonomy_for(runtime.settings.taxonomy_extra)
 
     def work(unit: UnitOfWork, row: SubjectRequestRow, subjects: list[int]) -> dict[str, Any]:
-        document.update(export_person(unit, subjects, request_id=row.id))
+        document.update(export_person(unit, subjects, request_id=row.id, taxonomy=taxonomy))
         return {"subjects": len(subjects), "exports": int((row.outcome or {}).get("exports", 0)) + 1}
 
     with runtime.unit_of_work(actor) as unit:
@@ -122,12 +123,13 @@ def rectify_request(runtime: Runtime, actor: Actor, request_id: int, changes: Ma
     done: list[FieldChange] = []
 
     def work(unit: UnitOfWork, _row: SubjectRequestRow, subjects: list[int]) -> dict[str, Any]:
-        done.extend(rectify(unit, subjects, changes))
-        return {"subjects": len(subjects), "fields_changed": sum(change.before != change.after for change in done)}
+        if subjects:  # nobody reached: nothing held to correct, and the request is answered so
+            done.extend(rectify(unit, subjects, changes))
+        return {"subjects": len(subjects), "fields_rectified": len(done)}
 
     with runtime.unit_of_work(actor) as unit:
         _require_kind(locked_request(unit, request_id), frozenset({RequestKind.RECTIFICATION}))
-        rectify(unit, [], changes)  # validates only: no subject is touched
+        checked_changes(unit, changes)
     _begin(runtime, actor, request_id, frozenset({RequestKind.RECTIFICATION}))
     view, _ = _finish(runtime, actor, request_id, work)
     return Rectified(view, done)
@@ -203,6 +205,14 @@ def _finish(runtime: Runtime, actor: Actor, request_id: int, work: Work) -> tupl
         unit.session.flush()
         unit.audit("request.completed", target=target_of(row.id), details={"kind": row.kind, **_flat(outcome)})
         return view_of(row, now), True
+
+
+def _scrub(runtime: Runtime) -> None:
+    """After an erasure's commit, its old pages leave the SQLite write-ahead log; a reader holding
+    the log defers that to the next checkpoint, so it is tried twice, then left to the checkpointer."""
+    for _attempt in range(2):
+        if scrub_database_files(runtime.engine).complete:
+            return
 
 
 def _persons(unit: UnitOfWork, row: SubjectRequestRow) -> list[int]:

@@ -58,3 +58,13 @@ def upsert(
         },
     )
     session.execute(statement, list(rows))
+
+
+def insert_selected_ignoring_conflicts(session: Session, model: type[Base], columns: Sequence[str], query: Any) -> int:
+    """``INSERT INTO model (columns) SELECT ...`` in the database, rows already there skipped; rows added.
+
+    ``query`` must have a ``WHERE`` (SQLite reads an ``ON`` after a bare ``SELECT ... FROM`` as a join's).
+    """
+    statement = _insert(session, model).from_select(list(columns), query).on_conflict_do_nothing()
+    result = session.execute(statement.execution_options(preserve_rowcount=True))  # an INSERT's count is opt-in
+    return max(int(getattr(result, "rowcount", 0) or 0), 0)

@@ -111,6 +111,9 @@ def start_server(*, directory: Path, database_url: str, keyring: Keyring, **sett
             "AUDIENCE_DATABASE_URL": database_url,
             "AUDIENCE_PORT": str(port),
             "AUDIENCE_LOG_LEVEL": "debug",
+            # Tests write events dated by a fixed clock, long past under the server's real one: no
+            # purge behind their back. A test of the scheduled run passes its own interval.
+            "AUDIENCE_RETENTION_INTERVAL_SECONDS": "0",
         }
         | {f"AUDIENCE_{key.upper()}": value for key, value in settings.items()}
     )
