@@ -6,7 +6,6 @@ from collections.abc import Callable
 from typing import TypeVar, cast
 
 import strawberry
-from server.rectification.service import RectificationError
 from starlette.concurrency import run_in_threadpool
 from strawberry.scalars import JSON
 from strawberry.types import Info
@@ -26,6 +25,7 @@ from schema.requests.types import (
     RequestPayload,
     to_request,
 )
+from server.rectification.service import RectificationError
 from server.requests import execution, records
 from server.requests.lifecycle import RejectionReason, RequestError, RequestKind
 from server.requests.records import RequestView

@@ -14,9 +14,9 @@ from schema.requests.types import (
     TableCount,
     to_request,
 )
+from server.erasure.receipts import receipts_of_request
 from server.requests import records
 from server.requests.lifecycle import RequestError, RequestKind
-from server.erasure.receipts import receipts_of_request
 
 
 @strawberry.type

@@ -18,11 +18,11 @@ from privacy.private_files import PRIVATE_FILE_MODE
 from server.auth.principal import SYSTEM_ACTOR
 from server.cli.errors import CliError
 from server.cli.identifier_options import add_identifier_options, identifier_of
+from server.erasure.receipts import receipts_of_request
+from server.rectification.service import RectificationError
 from server.requests import execution, records
 from server.requests.lifecycle import RejectionReason, RequestError, RequestKind
-from server.erasure.receipts import receipts_of_request
 from server.requests.records import RequestView
-from server.rectification.service import RectificationError
 from server.runtime import Runtime, build_runtime
 from server.settings import load_settings
 

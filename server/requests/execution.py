@@ -19,7 +19,9 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from server.auth.principal import Actor
+from server.consent.objection import object_to_advertising
 from server.erasure import erase_subjects, scrub_database_files
+from server.rectification.service import FieldChange, checked_changes, rectify
 from server.requests.lifecycle import (
     RUNS_UNATTENDED,
     RequestError,
@@ -29,15 +31,13 @@ from server.requests.lifecycle import (
     check_move,
 )
 from server.requests.records import RequestView, locked_request, target_of, view_of
-from server.consent.objection import object_to_advertising
-from server.rectification.service import FieldChange, checked_changes, rectify
 from server.restriction.service import lift, restrict
 from server.runtime import Runtime, UnitOfWork
 from server.storage.tables import SubjectRequestRow
 from server.subject_access.export import export_person
-from server.taxonomy.taxonomy import taxonomy_for
 from server.subjects.reach import persons_by_pseudonym
 from server.suppression.service import suppress_pseudonym
+from server.taxonomy.taxonomy import taxonomy_for
 
 __all__ = ["Exported", "Rectified", "execute", "export", "lift_restriction", "rectify_request", "resume"]
 
