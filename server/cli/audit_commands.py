@@ -11,13 +11,13 @@ from rich.table import Table
 from rich.text import Text
 
 from privacy.audit import AuditEntry
-from privacy.identifiers import IdentifierKind, InvalidIdentifier
+from privacy.identifiers import InvalidIdentifier
 from server.audit import service
 from server.audit.search import MAX_PAGE, AuditFilters, AuditSearchError, PageBounds
 from server.auth.principal import SYSTEM_ACTOR
 from server.cli.errors import CliError
+from server.cli.identifier_options import add_identifier_options, flag_of, identifier_of
 from server.cli.progress import counted_progress
-from server.consent.requests import RawIdentifier
 from server.runtime import build_runtime
 from server.settings import load_settings
 from server.storage.audit_store import read_head
@@ -34,14 +34,7 @@ def register(commands: Any) -> None:
         "search",
         help="entries about a person (by identifier, through its keyed hash), by action and time, oldest first",
     )
-    person = search.add_mutually_exclusive_group()
-    for kind in IDENTIFIER_FLAGS.values():
-        person.add_argument(
-            f"--{kind.value.replace('_', '-')}",
-            dest="identifier_" + kind.value,
-            metavar="VALUE",
-            help=f"the person's {kind.value.replace('_', ' ')}; never printed",
-        )
+    add_identifier_options(search, required=False)
     search.add_argument("--target", action="append", help="an entry target such as request:12 (repeatable)")
     search.add_argument("--action", action="append", help="an action such as consent.grant (repeatable, exact)")
     search.add_argument("--since", type=_moment, help="ISO 8601 time, inclusive (UTC when no offset is given)")
@@ -49,12 +42,6 @@ def register(commands: Any) -> None:
     search.add_argument("--after", type=_seq, metavar="SEQ", help="start after this sequence number (to page on)")
     search.add_argument("--limit", type=_limit, default=50, help=f"how many to show (1-{MAX_PAGE}, default 50)")
     search.set_defaults(handler=run_audit_search)
-
-
-IDENTIFIER_FLAGS = {
-    "identifier_" + kind.value: kind
-    for kind in (IdentifierKind.EMAIL, IdentifierKind.PHONE, IdentifierKind.CUSTOMER_ID, IdentifierKind.DEVICE_ID)
-}
 
 
 def _moment(text: str) -> datetime:
@@ -102,7 +89,8 @@ def run_audit_verify(_arguments: argparse.Namespace, console: Console) -> int:
 
 
 def run_audit_search(arguments: argparse.Namespace, console: Console) -> int:
-    subject, flag = _subject(arguments)
+    subject = identifier_of(arguments)
+    flag = "" if subject is None else flag_of(subject.kind)
     filters = AuditFilters(
         targets=arguments.target, actions=arguments.action, since=arguments.since, until=arguments.until
     )
@@ -122,14 +110,6 @@ def run_audit_search(arguments: argparse.Namespace, console: Console) -> int:
     if found.has_next_page and found.end_seq is not None:
         console.print(f"more entries follow: run again with --after {found.end_seq}")
     return 0
-
-
-def _subject(arguments: argparse.Namespace) -> tuple[RawIdentifier | None, str]:
-    for name, kind in IDENTIFIER_FLAGS.items():
-        value = getattr(arguments, name)
-        if value is not None:
-            return RawIdentifier(kind, value), f"--{kind.value.replace('_', '-')}"
-    return None, ""
 
 
 def _table(entries: list[AuditEntry]) -> Table:

@@ -16,6 +16,11 @@ from server.consent.requests import RawIdentifier
 _FLAGS = {kind: "--" + kind.value.replace("_", "-") for kind in IdentifierKind}
 
 
+def flag_of(kind: IdentifierKind) -> str:
+    """The option naming ``kind``, for errors that point at what was given without repeating it."""
+    return _FLAGS[kind]
+
+
 def add_identifier_options(parser: argparse.ArgumentParser, *, required: bool) -> None:
     group = parser.add_mutually_exclusive_group(required=required)
     for kind, flag in _FLAGS.items():
@@ -23,7 +28,7 @@ def add_identifier_options(parser: argparse.ArgumentParser, *, required: bool) -
             flag,
             dest=f"identifier_{kind.value}",
             metavar="VALUE",
-            help=f"the person's {kind.value} ('-': read it from stdin)",
+            help=f"the person's {kind.value.replace('_', ' ')}; never printed ('-': read it from stdin)",
         )
     parser.add_argument("--partner-id", type=int, help="the partner whose user id --partner-user-id is")
 

@@ -229,7 +229,7 @@ def run_show(arguments: argparse.Namespace, console: Console) -> int:
     if view.rejection_reason:
         console.print(f"  rejected: {view.rejection_reason}")
     for receipt in receipts:
-        console.print(f"  receipt {orjson.dumps(receipt).decode()}")
+        console.print(f"  receipt {orjson.dumps(receipt).decode()}", soft_wrap=True, markup=False)
     return 0
 
 

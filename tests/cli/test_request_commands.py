@@ -86,7 +86,7 @@ def test_erasure_by_cli_from_filing_to_receipt(operator: tuple[Path, dict[str, s
     assert done.returncode == 0, done.stderr
     assert "completed" in done.stdout
     shown = _audience("requests", "show", str(request_id), directory=directory, env=env)
-    assert '"events": 2' in shown.stdout.replace('"events":2', '"events": 2')
+    assert '"events":2' in shown.stdout, shown.stdout
     listed = _audience("requests", "list", "--all", directory=directory, env=env)
     assert f"{request_id}" in listed.stdout
     assert "erasure" in listed.stdout
@@ -111,7 +111,7 @@ def test_export_writes_a_private_file_and_never_overwrites(operator: tuple[Path,
     assert stat.S_IMODE(out.stat().st_mode) == 0o600
     document = json.loads(out.read_text())
     assert document["version"] == 1
-    assert len(document["events"]) == 1
+    assert document["counts"]["events"] == 1
     again = _audience("requests", "export", str(request_id), "--out", str(out), directory=directory, env=env)
     assert again.returncode == 2
     assert "exists" in again.stderr

@@ -72,11 +72,14 @@ def _filed(server: LiveServer, token: str, kind: str, email: str) -> int:
 
 
 def _audit_since(server: LiveServer, token: str, seq: int) -> list[dict[str, Any]]:
+    """Every entry after ``seq``; reading is audited too, so a short page is the end (not an empty one)."""
     entries: list[dict[str, Any]] = []
-    while page := server.graphql(AUDIT, token=token, variables={"after": seq}).json()["data"]["auditLog"]:
+    while True:
+        page = server.graphql(AUDIT, token=token, variables={"after": seq}).json()["data"]["auditLog"]
         entries.extend(page)
+        if len(page) < 1000:
+            return entries
         seq = page[-1]["seq"]
-    return entries
 
 
 def _head(server: LiveServer, token: str) -> int:
@@ -163,7 +166,7 @@ def test_an_access_export_holds_the_person_and_every_export_is_audited(live_serv
     assert first["request"]["status"] == "COMPLETED"
     document = first["document"]
     assert document["version"] == 1
-    assert len(document["events"]) == 2
+    assert document["counts"]["events"] == 2
     second = live_server.graphql(EXPORT, token=compliance, variables={"id": request_id}).json()["data"]["exportRequest"]
     assert second["request"]["outcome"]["exports"] == 2
     exports = [e for e in _audit_since(live_server, compliance, start) if e["action"] == "access.export"]
