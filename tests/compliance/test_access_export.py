@@ -18,12 +18,12 @@ import polars as pl
 import pytest
 from sqlalchemy import func, or_, select
 
-from privacy.consent import ConsentPurpose, LegalBasis
+from privacy.consent import ConsentPurpose
 from privacy.identifiers import IdentifierKind, normalize
 from server.audit.service import page
 from server.auth.api_keys import create_key
 from server.auth.principal import SYSTEM_ACTOR, Actor, Role
-from server.consent.requests import RawIdentifier, record_consent
+from server.consent.requests import RawIdentifier
 from server.ingest.attributes import ATTRIBUTE_SCHEMA, upsert_attributes
 from server.ingest.setup import guardrails_from
 from server.profiles.service import profile_of
@@ -40,7 +40,7 @@ from server.subject_access.export import FORMAT, VERSION, export_person
 from server.subjects.reach import persons_reached
 from server.taxonomy.taxonomy import taxonomy_for
 from tests.ingest.batches import NOW, add_partner, event, fixed_clock, ingest
-from tests.profiles.consent_steps import record_profiling
+from tests.profiles.consent_steps import record_profiling, record_purpose
 
 ANA = "ana.export@example.org"
 ANA_PII = {"email": ANA, "phone": "+33612345678", "first_name": "Anastasia", "last_name": "Exportova"}
@@ -65,17 +65,7 @@ def declare(runtime: Runtime, pii: dict[str, str], *, birth_year: int) -> None:
 
 
 def consent(runtime: Runtime, email: str, purpose: ConsentPurpose, *, granted: bool) -> None:
-    with runtime.unit_of_work(SYSTEM_ACTOR) as unit:
-        record_consent(
-            unit,
-            identifier=RawIdentifier(IdentifierKind.EMAIL, email),
-            purpose=purpose,
-            partner_id=None,
-            granted=granted,
-            legal_basis=LegalBasis.CONSENT,
-            source="cmp:web",
-            policy_version="v2",
-        )
+    record_purpose(runtime, RawIdentifier(IdentifierKind.EMAIL, email), purpose, granted=granted, policy_version="v2")
 
 
 def person(runtime: Runtime, email: str) -> list[int]:

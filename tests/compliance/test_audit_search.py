@@ -15,18 +15,19 @@ import pytest
 from sqlalchemy import select
 
 from privacy.audit import AuditEntry
-from privacy.consent import ConsentPurpose, LegalBasis
+from privacy.consent import ConsentPurpose
 from privacy.identifiers import IdentifierKind, InvalidIdentifier, normalize
 from privacy.keyring import KeyPurpose, Keyring
 from server.audit import service
 from server.audit.search import AuditFilters, AuditPage, AuditSearchError, PageBounds, search_entries
 from server.auth.principal import SYSTEM_ACTOR
-from server.consent.requests import RawIdentifier, record_consent
+from server.consent.requests import RawIdentifier
 from server.runtime import Runtime, build_runtime
 from server.settings import Settings
 from server.storage.audit_store import iter_entries
 from server.storage.tables import AuditEntryRow, SubjectRequestRow
 from tests.ingest.batches import NOW, event, fixed_clock, ingest, subject_of
+from tests.profiles.consent_steps import record_purpose
 
 BASE = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 ACTIONS = ("consent.grant", "profile.read", "request.file")
@@ -183,17 +184,7 @@ def at(runtime: Runtime, seconds: int) -> Runtime:
 
 
 def grant(runtime: Runtime, kind: IdentifierKind, value: str, purpose: ConsentPurpose) -> None:
-    with runtime.unit_of_work(SYSTEM_ACTOR) as unit:
-        record_consent(
-            unit,
-            identifier=RawIdentifier(kind, value),
-            purpose=purpose,
-            partner_id=None,
-            granted=True,
-            legal_basis=LegalBasis.CONSENT,
-            source="cmp:web",
-            policy_version="2026-10",
-        )
+    record_purpose(runtime, RawIdentifier(kind, value), purpose, policy_version="2026-10")
 
 
 def file_request(runtime: Runtime, kind: IdentifierKind, value: str, *, key_version: int | None = None) -> int:

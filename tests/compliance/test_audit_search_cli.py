@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from privacy.consent import ConsentPurpose, LegalBasis
+from privacy.consent import ConsentPurpose
 from privacy.identifiers import IdentifierKind
-from server.auth.principal import SYSTEM_ACTOR
-from server.consent.requests import RawIdentifier, record_consent
+from server.consent.requests import RawIdentifier
 from server.runtime import build_runtime
 from server.settings import Settings
 from server.storage.tables import AuditEntryRow
+from tests.profiles.consent_steps import record_purpose
 from tests.support.cli import run_audience
 
 EMAIL = "cli.searched@example.org"
@@ -35,17 +35,7 @@ class Installation:
         """Records consent as the GraphQL mutation does; returns the audit target it wrote."""
         runtime = build_runtime(self.settings)
         try:
-            with runtime.unit_of_work(SYSTEM_ACTOR) as unit:
-                record_consent(
-                    unit,
-                    identifier=RawIdentifier(IdentifierKind.EMAIL, email),
-                    purpose=purpose,
-                    partner_id=None,
-                    granted=True,
-                    legal_basis=LegalBasis.CONSENT,
-                    source="cmp:web",
-                    policy_version="2026-10",
-                )
+            record_purpose(runtime, RawIdentifier(IdentifierKind.EMAIL, email), purpose, policy_version="2026-10")
             with runtime.sessions() as session:
                 return str(session.scalars(select(AuditEntryRow.target).order_by(AuditEntryRow.seq.desc())).first())
         finally:

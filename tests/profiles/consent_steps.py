@@ -1,5 +1,6 @@
-"""A person's own ``profiling`` consent, granted or withdrawn through the consent service (as the
-compliance API records it), by email: the step most profile tests take."""
+"""A person's own consent, granted or withdrawn through the consent service (as the compliance API
+records it): ``record_profiling`` by email is the step most profile tests take, ``record_purpose``
+the general form."""
 
 from __future__ import annotations
 
@@ -10,15 +11,29 @@ from server.consent.requests import RawIdentifier, record_consent
 from server.runtime import Runtime
 
 
-def record_profiling(runtime: Runtime, email: str, *, granted: bool, source: str = "cmp:web") -> None:
+def record_purpose(
+    runtime: Runtime,
+    identifier: RawIdentifier,
+    purpose: ConsentPurpose,
+    *,
+    granted: bool = True,
+    source: str = "cmp:web",
+    policy_version: str = "v1",
+) -> None:
     with runtime.unit_of_work(SYSTEM_ACTOR) as unit:
         record_consent(
             unit,
-            identifier=RawIdentifier(IdentifierKind.EMAIL, email),
-            purpose=ConsentPurpose.PROFILING,
+            identifier=identifier,
+            purpose=purpose,
             partner_id=None,
             granted=granted,
             legal_basis=LegalBasis.CONSENT,
             source=source,
-            policy_version="v1",
+            policy_version=policy_version,
         )
+
+
+def record_profiling(runtime: Runtime, email: str, *, granted: bool, source: str = "cmp:web") -> None:
+    record_purpose(
+        runtime, RawIdentifier(IdentifierKind.EMAIL, email), ConsentPurpose.PROFILING, granted=granted, source=source
+    )
