@@ -91,8 +91,10 @@ def _with_runtime(work: Callable[[Runtime], T]) -> T:
     runtime = build_runtime(load_settings())
     try:
         return work(runtime)
-    except (RequestError, RectificationError) as error:
+    except RequestError as error:
         raise CliError(error.message) from None
+    except RectificationError as error:
+        raise CliError(error.message if error.field is None else f"{error.field}: {error.message}") from None
     except (InvalidIdentifier, ConsentError) as error:
         raise CliError(f"identifier: {error.message}") from None
     finally:

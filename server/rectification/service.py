@@ -46,7 +46,7 @@ from server.storage.tables import SubjectPiiRow, SubjectRow, SubjectTraitsRow
 from server.storage.upsert import upsert
 from server.subjects.service import delete_pii_field, write_pii
 
-__all__ = ["RECTIFIABLE", "FieldChange", "RectificationError", "ValueKind", "rectify"]
+__all__ = ["RECTIFIABLE", "FieldChange", "RectificationError", "ValueKind", "checked_changes", "rectify"]
 
 RECTIFIABLE: Final = frozenset(CATALOGUE)
 TRAIT_COLUMNS: Final = ("age_band", "gender", "region")
@@ -127,8 +127,10 @@ def checked_changes(unit: UnitOfWork, changes: Mapping[str, str | None]) -> dict
         raise RectificationError("NO_CHANGES", "name at least one attribute to rectify")
     for name in sorted(changes):
         if name not in RECTIFIABLE:
+            # The name given is not echoed (it is the caller's text, whatever it holds): the
+            # message lists the names that exist instead.
             raise RectificationError(
-                "UNKNOWN_FIELD", f"not a declared attribute; one of {', '.join(sorted(RECTIFIABLE))}", field=name
+                "UNKNOWN_FIELD", f"a change names no declared attribute; they are {', '.join(sorted(RECTIFIABLE))}"
             )
     return _checked(changes, current_year=unit.clock().year, unit=unit)
 

@@ -13,12 +13,15 @@ import pytest
 from sqlalchemy import func, select
 
 from privacy.identifiers import IdentifierKind
+from privacy.purposes import Purpose
 from server.auth.principal import SYSTEM_ACTOR
+from server.consent.service import subjects_allowed
 from server.requests import execution
 from server.requests.lifecycle import RequestKind
 from server.runtime import Runtime, build_runtime
 from server.settings import Settings
 from server.storage.tables import SubjectRequestRow
+from server.subjects.service import read_pii
 from tests.ingest.batches import event, fixed_clock, ingest, subject_of
 from tests.support.cli import run_audience
 
@@ -160,3 +163,49 @@ def test_unknown_requests_and_bad_input_are_one_line(operator: tuple[Path, dict[
     assert bad.returncode == 2
     assert "nope" not in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_restriction_objection_and_rectification_by_cli(operator: tuple[Path, dict[str, str]]) -> None:
+    directory, env = operator
+    runtime = fixed_clock(_runtime(directory, env))
+    ingest(runtime, [event(email=EMAIL, consent_purposes=["analytics", "advertising"])])
+    runtime.dispose()
+
+    restriction = _file("restriction", directory, env)
+    _verify(restriction, directory, env)
+    restricted = _audience("requests", "execute", str(restriction), directory=directory, env=env)
+    assert "restricted 1" in restricted.stdout, restricted.stdout + restricted.stderr
+    lifted = _audience("requests", "lift", str(restriction), directory=directory, env=env)
+    assert "lifted 1" in lifted.stdout, lifted.stdout + lifted.stderr
+
+    objection = _file("objection", directory, env)
+    _verify(objection, directory, env)
+    objected = _audience("requests", "execute", str(objection), directory=directory, env=env)
+    assert "recorded 1" in objected.stdout, objected.stdout + objected.stderr
+
+    rectification = _file("rectification", directory, env)
+    _verify(rectification, directory, env)
+    unknown = _audience(
+        "requests", "rectify", str(rectification), "--set", "shoe_size=44", directory=directory, env=env
+    )
+    assert unknown.returncode == 2
+    assert "no declared attribute" in unknown.stderr
+    assert "shoe_size" not in unknown.stderr
+    rectified = _audience(
+        "requests", "rectify", str(rectification), "--set", "first_name=-", "--unset", "phone",
+        directory=directory, env=env, stdin="Analia\n",
+    )  # fmt: skip
+    assert rectified.returncode == 0, rectified.stderr
+    assert "first_name: absent -> present" in rectified.stdout
+    assert "Analia" not in rectified.stdout + rectified.stderr
+
+    runtime = _runtime(directory, env)
+    try:
+        subject = subject_of(runtime, IdentifierKind.EMAIL, EMAIL)
+        assert subject is not None
+        with runtime.sessions() as session:
+            assert read_pii(session, subject, runtime.kit)["first_name"] == "Analia"
+            allowed = subjects_allowed(session, [subject], Purpose.ADVERTISING)
+        assert allowed == set()
+    finally:
+        runtime.dispose()

@@ -12,6 +12,7 @@ from sqlalchemy import select, text
 
 from server.auth.principal import SYSTEM_ACTOR
 from server.ingest.attributes import ATTRIBUTE_SCHEMA, upsert_attributes
+from server.ingest.catalogue import CATALOGUE
 from server.ingest.setup import guardrails_from
 from server.rectification.service import FieldChange, RectificationError, ValueKind, rectify
 from server.runtime import Runtime
@@ -135,7 +136,8 @@ def test_the_audit_holds_kinds_and_never_a_value(runtime: Runtime) -> None:
 @pytest.mark.parametrize(
     ("changes", "code", "field"),
     [
-        ({"shoe_size": "44"}, "UNKNOWN_FIELD", "shoe_size"),
+        ({"shoe_size": "44"}, "UNKNOWN_FIELD", None),
+        ({"rosalind@example.org": "44"}, "UNKNOWN_FIELD", None),
         ({"first_name": NEW_NAME, "email": "rae at nowhere"}, "INVALID_EMAIL", "email"),
         ({"first_name": NEW_NAME, "birth_year": "nineteen-sixty"}, "INVALID_BIRTH_YEAR", "birth_year"),
         ({"first_name": NEW_NAME, "birth_year": "1850"}, "INVALID_BIRTH_YEAR", "birth_year"),
@@ -153,8 +155,9 @@ def test_a_refused_change_names_the_field_echoes_nothing_and_leaves_nothing(
     with pytest.raises(RectificationError) as refused:
         apply(runtime, subject, changes)
     assert (refused.value.code, refused.value.field) == (code, field)
-    for value in changes.values():
+    for name, value in changes.items():
         assert value is None or value not in str(refused.value)
+        assert name in CATALOGUE or name not in str(refused.value)
     assert "Rosalind" not in str(refused.value)
     assert (ciphertexts(runtime, subject), traits(runtime, subject)) == before
     assert rectified_entries(runtime) == []

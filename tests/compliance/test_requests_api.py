@@ -212,3 +212,44 @@ def test_a_bad_identifier_is_refused_without_echo_and_files_nothing(live_server:
     assert refused["errors"][0]["code"] == "INVALID_EMAIL"
     assert secret not in str(body)
     assert secret not in live_server.log_text()
+
+
+RECTIFY = """
+mutation($id: Int!, $changes: [AttributeChangeInput!]!) {
+  rectifyRequest(id: $id, changes: $changes) {
+    request { status outcome } changes { field before after } errors { field code message }
+  }
+}"""
+
+
+def test_a_rectification_over_http_reports_kinds_and_keeps_values_out_of_answers_and_logs(
+    live_server: LiveServer,
+) -> None:
+    admin, compliance = live_server.issue_key(Role.ADMIN), live_server.issue_key(Role.COMPLIANCE)
+    email = f"fix.me.{secrets.token_hex(4)}@example.org"
+    _send(live_server, admin, [_event(email)])
+    request_id = _filed(live_server, compliance, "RECTIFICATION", email)
+    live_server.graphql(VERIFY, token=compliance, variables={"id": request_id})
+
+    bad_value = f"not-a-region-{secrets.token_hex(3)}" * 3
+    refused = live_server.graphql(
+        RECTIFY, token=compliance, variables={"id": request_id, "changes": [{"field": "region", "value": bad_value}]}
+    ).json()["data"]["rectifyRequest"]
+    assert refused["request"] is None
+    assert refused["errors"][0]["field"] == "region"
+    assert bad_value not in str(refused)
+
+    name = f"Ana-{secrets.token_hex(3)}"
+    done = live_server.graphql(
+        RECTIFY,
+        token=compliance,
+        variables={"id": request_id, "changes": [{"field": "first_name", "value": name}, {"field": "phone"}]},
+    ).json()["data"]["rectifyRequest"]
+    assert done["errors"] == []
+    assert done["request"]["status"] == "COMPLETED"
+    assert {(c["field"], c["before"], c["after"]) for c in done["changes"]} == {
+        ("first_name", "absent", "present"),
+        ("phone", "absent", "absent"),
+    }
+    assert name not in live_server.log_text()
+    assert bad_value not in live_server.log_text()
