@@ -37,7 +37,7 @@ from server.storage.tables import SubjectRequestRow
 from server.subject_access.export import export_person
 from server.subjects.reach import persons_by_pseudonym
 from server.suppression.service import suppress_pseudonym
-from server.taxonomy.taxonomy import taxonomy_for
+from server.taxonomy.taxonomy import Taxonomy, taxonomy_for
 
 __all__ = ["Exported", "Rectified", "execute", "export", "lift_restriction", "rectify_request", "resume"]
 
@@ -99,23 +99,42 @@ def execute(runtime: Runtime, actor: Actor, request_id: int) -> RequestView:
 
 def export(runtime: Runtime, actor: Actor, request_id: int) -> Exported:
     """The access export. A completed access request can be exported again (a lost file, a second
-    copy for portability); each export is audited on its own."""
-    document: dict[str, Any] = {}
+    copy for portability); each export is audited on its own. A caller overtaken by another export
+    of the same request (a retry, a double click) gets its own export of the completed request,
+    never an empty document."""
     taxonomy = taxonomy_for(runtime.settings.taxonomy_extra)
+    again = _export_completed(runtime, actor, request_id, taxonomy)
+    if again is not None:
+        return again
+    document: dict[str, Any] = {}
+    _begin(runtime, actor, request_id, frozenset({RequestKind.ACCESS}))
+    view, ran = _finish(runtime, actor, request_id, _export_work(document, taxonomy))
+    if ran:
+        return Exported(view, document)
+    again = _export_completed(runtime, actor, request_id, taxonomy)
+    if again is None:  # rejected meanwhile
+        raise RequestError(RequestErrorCode.ALREADY_CLOSED)
+    return again
 
+
+def _export_work(document: dict[str, Any], taxonomy: Taxonomy) -> Work:
     def work(unit: UnitOfWork, row: SubjectRequestRow, subjects: list[int]) -> dict[str, Any]:
         document.update(export_person(unit, subjects, request_id=row.id, taxonomy=taxonomy))
         return {"subjects": len(subjects), "exports": int((row.outcome or {}).get("exports", 0)) + 1}
 
+    return work
+
+
+def _export_completed(runtime: Runtime, actor: Actor, request_id: int, taxonomy: Taxonomy) -> Exported | None:
+    """Another export of a completed access request; ``None`` while it is not completed."""
+    document: dict[str, Any] = {}
     with runtime.unit_of_work(actor) as unit:
         row = locked_request(unit, request_id)
         _require_kind(row, frozenset({RequestKind.ACCESS}))
-        if row.status == RequestStatus.COMPLETED:
-            row.outcome = work(unit, row, _persons(unit, row))
-            return Exported(view_of(row, unit.clock()), document)
-    _begin(runtime, actor, request_id, frozenset({RequestKind.ACCESS}))
-    view, _ = _finish(runtime, actor, request_id, work)
-    return Exported(view, document)
+        if row.status != RequestStatus.COMPLETED:
+            return None
+        row.outcome = _export_work(document, taxonomy)(unit, row, _persons(unit, row))
+        return Exported(view_of(row, unit.clock()), document)
 
 
 def rectify_request(runtime: Runtime, actor: Actor, request_id: int, changes: Mapping[str, str | None]) -> Rectified:
@@ -131,7 +150,9 @@ def rectify_request(runtime: Runtime, actor: Actor, request_id: int, changes: Ma
         _require_kind(locked_request(unit, request_id), frozenset({RequestKind.RECTIFICATION}))
         checked_changes(unit, changes)
     _begin(runtime, actor, request_id, frozenset({RequestKind.RECTIFICATION}))
-    view, _ = _finish(runtime, actor, request_id, work)
+    view, ran = _finish(runtime, actor, request_id, work)
+    if not ran:  # overtaken by another caller: its changes were made, not these
+        raise RequestError(RequestErrorCode.ALREADY_CLOSED)
     return Rectified(view, done)
 
 
