@@ -102,13 +102,14 @@ def build_ana(runtime: Runtime, acme: int) -> None:
     consent(at(runtime, 8), ANA, ConsentPurpose.ADVERTISING, granted=False)
     ours = min(person(runtime, ANA), key=lambda s: _scope_rank(runtime, s))
     with at(runtime, 9).unit_of_work(SYSTEM_ACTOR) as unit:
-        unit.session.add(SubjectRestrictionRow(subject_id=ours, request_id=None, since=unit.clock()))
-    with at(runtime, 10).unit_of_work(SYSTEM_ACTOR) as unit:
         taxonomy = taxonomy_for(runtime.settings.taxonomy_extra)
         assert profile_of(
             unit, RawIdentifier(IdentifierKind.EMAIL, ANA), config=unit.profiles, taxonomy=taxonomy, now=NOW
         )
         issued = create_key(unit.session, role=Role.PARTNER, label="acme-app", now=unit.clock(), partner_id=acme)
+    # Restricted last: from then on the profile read above would answer nothing (the data is kept).
+    with at(runtime, 10).unit_of_work(SYSTEM_ACTOR) as unit:
+        unit.session.add(SubjectRestrictionRow(subject_id=ours, request_id=None, since=unit.clock()))
     with at(runtime, 11).unit_of_work(Actor(issued.key_id, Role.PARTNER.value)) as unit:
         unit.audit("visitor.lookup", target=f"subject:{ours}", details={"found": True})
     with at(runtime, 12).unit_of_work(SYSTEM_ACTOR) as unit:

@@ -56,6 +56,27 @@ EXPECTED: dict[str, tuple[frozenset[Role], str]] = {
     ),
     "Mutation.createApiKey": (ADMIN, 'mutation { createApiKey(role: ANALYST, label: "") { errors { code } } }'),
     "Mutation.revokeApiKey": (ADMIN, 'mutation { revokeApiKey(keyId: "0000000000000000") { revoked } }'),
+    # Requests: ids that exist nowhere, so a permitted role gets a domain error and changes nothing.
+    "Query.dataSubjectRequest": (COMPLIANCE, "{ dataSubjectRequest(id: 0) { id } }"),
+    "Query.dataSubjectRequests": (COMPLIANCE, "{ dataSubjectRequests(first: 1) { id } }"),
+    "Query.erasureReceipts": (COMPLIANCE, "{ erasureReceipts(requestId: 0) { id } }"),
+    "Mutation.fileRequest": (
+        COMPLIANCE,
+        'mutation { fileRequest(input: {kind: ACCESS, identifier: {kind: EMAIL, value: "not-an-email"}})'
+        " { errors { code } } }",
+    ),
+    "Mutation.verifyRequest": (
+        COMPLIANCE,
+        'mutation { verifyRequest(id: 0, method: "m", reference: "r") { errors { code } } }',
+    ),
+    "Mutation.rejectRequest": (COMPLIANCE, "mutation { rejectRequest(id: 0, reason: DUPLICATE) { errors { code } } }"),
+    "Mutation.executeRequest": (COMPLIANCE, "mutation { executeRequest(id: 0) { errors { code } } }"),
+    "Mutation.exportRequest": (COMPLIANCE, "mutation { exportRequest(id: 0) { errors { code } } }"),
+    "Mutation.rectifyRequest": (
+        COMPLIANCE,
+        'mutation { rectifyRequest(id: 0, changes: [{field: "first_name", value: "x"}]) { errors { code } } }',
+    ),
+    "Mutation.liftRestriction": (COMPLIANCE, "mutation { liftRestriction(id: 0) { errors { code } } }"),
 }
 
 
