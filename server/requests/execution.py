@@ -206,10 +206,12 @@ def _begin(runtime: Runtime, actor: Actor, request_id: int, kinds: frozenset[Req
         row.status = RequestStatus.EXECUTING.value
         row.started_at = row.started_at or unit.clock()
         unit.session.flush()
+        # ``again``: it was executing already, interrupted or run by another caller right now;
+        # which of the two cannot be told here, so the entry says only what is known.
         unit.audit(
-            "request.resumed" if status is RequestStatus.EXECUTING else "request.executing",
+            "request.executing",
             target=target_of(row.id),
-            details={"kind": row.kind},
+            details={"kind": row.kind, "again": status is RequestStatus.EXECUTING},
         )
         return kind
 
