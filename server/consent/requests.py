@@ -23,6 +23,7 @@ from privacy.consent import (
 from privacy.identifiers import IdentifierKind, normalize, normalize_column
 from server.consent import service
 from server.privacy_kit import PrivacyKit
+from server.profiles import store as profiles
 from server.runtime import UnitOfWork
 from server.storage.lookup import select_where_in
 from server.storage.tables import IdentityRow
@@ -84,6 +85,8 @@ def record_consent(
         policy_version=policy_version,
         now=now,
     )
+    if granted and purpose is ConsentPurpose.PROFILING:
+        profiles.catch_up(unit.session, [subject_id], unit.profiles.interests)
     unit.audit(
         "consent.grant" if granted else "consent.withdraw",
         target=f"subject:{subject_id}",

@@ -17,6 +17,7 @@ import polars as pl
 from sqlalchemy.orm import Session
 
 from privacy.consent import merged_state
+from privacy.purposes import Purpose
 from server.consent import service as consent
 from server.frames.events import ROW
 from server.frames.profiles import STATE_EVENT_SCHEMA
@@ -325,6 +326,7 @@ def _store(
         unit.profiles.interests,
         new_subjects=final.new_subjects,
     )
+    profiles.catch_up(session, _granted_profiling(ledger_known, stored_events), unit.profiles.interests)
     receipts.insert_receipts(session, candidates.join(allowed.select(ROW), on=ROW, how="anti"), source=source)
 
     return _Outcome(
@@ -337,6 +339,15 @@ def _store(
         identity_limit_hits=final.identity_limit_hits,
         at=now,
     )
+
+
+def _granted_profiling(ledger: pl.DataFrame, folded: pl.DataFrame) -> list[int]:
+    """Known subjects whose batch granted ``profiling`` with none of their events stored in it (the
+    fold saw them not): ``catch_up`` gives them the state of the events they already had."""
+    granted = ledger.filter(
+        (pl.col("purpose") == Purpose.PROFILING.value) & (pl.col("partner_id") == 0) & pl.col("granted")
+    )["subject_id"]
+    return sorted(set(granted.to_list()) - set(folded["subject_id"].to_list()))
 
 
 def _ledger_of_new_subjects(

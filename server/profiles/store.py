@@ -46,6 +46,7 @@ from server.storage.tables import (
 __all__ = [
     "STATE_KEYS",
     "STATE_TABLES",
+    "catch_up",
     "combine_subjects",
     "consenting",
     "drop",
@@ -114,6 +115,26 @@ def forget(session: Session, subject_ids: Sequence[int]) -> None:
     """Drop the state of those of ``subject_ids`` not frozen by a restriction (which keeps it)."""
     frozen = restricted_among(session, subject_ids)
     drop(session, [subject for subject in subject_ids if subject not in frozen])
+
+
+def catch_up(session: Session, subject_ids: Sequence[int], config: InterestConfig) -> None:
+    """State, at once, for those of ``subject_ids`` who grant ``profiling`` now but hold none.
+
+    A grant can arrive without an event to fold (through the consent API, or on a record the gate
+    refused for its own purpose): without this, their stored events would count only at their
+    next event or the next build, and a read in between would show no profile for someone who
+    consents and has one. Restricted subjects are passed by (``consenting`` leaves them out).
+    """
+    granted = consenting(session, subject_ids)
+    if not granted:
+        return
+    holding = {
+        int(row[0])
+        for row in select_where_in(session, "SELECT subject_id FROM profile_summary WHERE subject_id {in}", granted)
+    }
+    missing = [subject for subject in granted if subject not in holding]
+    if missing:
+        write_state(session, state_of(events_of(session, missing).lazy(), config))
 
 
 def events_of(session: Session, subject_ids: Sequence[int]) -> pl.DataFrame:
