@@ -31,7 +31,7 @@ from server.storage.subject_tables import (
     check_carried_out,
 )
 from server.storage.tables import MessageReceiptRow, SuppressionRow
-from server.storage.upsert import dialect_insert
+from server.storage.upsert import dialect_insert, insert_selected_ignoring_conflicts
 
 __all__ = ["CHUNK", "ERASE_STEPS", "STEPS", "EraseStep", "Erasure"]
 
@@ -74,10 +74,9 @@ def _keep_as_receipt(erasure: Erasure, declared: SubjectTable) -> int:
     """Each event's ``(source, message_key)`` goes to ``message_receipts`` first, so a resend of an
     erased event is a duplicate, never judged anew (and never stored again)."""
     events = declared.table
-    receipts = dialect_insert(erasure.session, MessageReceiptRow)
     for ids in erasure.chunks():
         keys = select(events.c.source, events.c.message_key).where(events.c[declared.subject_column].in_(ids))
-        erasure.session.execute(receipts.from_select(["source", "message_key"], keys).on_conflict_do_nothing())
+        insert_selected_ignoring_conflicts(erasure.session, MessageReceiptRow, ["source", "message_key"], keys)
     return _delete(erasure, declared)
 
 

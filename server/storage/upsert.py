@@ -19,19 +19,14 @@ def table_of(model: type[Base]) -> Table:
     return table
 
 
-def _insert(session: Session, model: type[Base]) -> Any:
+def dialect_insert(session: Session, model: type[Base]) -> Any:
     dialect = session.get_bind().dialect.name
     return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table_of(model))
 
 
-def dialect_insert(session: Session, model: type[Base]) -> Any:
-    """The dialect's ``INSERT`` (with ``on_conflict_do_nothing`` / ``on_conflict_do_update``) for ``model``."""
-    return _insert(session, model)
-
-
 def insert_ignoring_conflicts(session: Session, model: type[Base], rows: Sequence[dict[str, Any]]) -> None:
     if rows:
-        session.execute(_insert(session, model).on_conflict_do_nothing(), list(rows))
+        session.execute(dialect_insert(session, model).on_conflict_do_nothing(), list(rows))
 
 
 def upsert(
@@ -46,7 +41,7 @@ def upsert(
     """Insert or update; columns in ``keep_where_null`` keep their stored value when the new one is null."""
     if not rows:
         return
-    statement = _insert(session, model)
+    statement = dialect_insert(session, model)
     table = table_of(model)
     statement = statement.on_conflict_do_update(
         index_elements=list(keys),
@@ -65,6 +60,6 @@ def insert_selected_ignoring_conflicts(session: Session, model: type[Base], colu
 
     ``query`` must have a ``WHERE`` (SQLite reads an ``ON`` after a bare ``SELECT ... FROM`` as a join's).
     """
-    statement = _insert(session, model).from_select(list(columns), query).on_conflict_do_nothing()
+    statement = dialect_insert(session, model).from_select(list(columns), query).on_conflict_do_nothing()
     result = session.execute(statement.execution_options(preserve_rowcount=True))  # an INSERT's count is opt-in
     return max(int(getattr(result, "rowcount", 0) or 0), 0)
