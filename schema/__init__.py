@@ -7,6 +7,7 @@ so an unguarded field can never be served.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import strawberry
 from strawberry.extensions import SchemaExtension
@@ -15,15 +16,20 @@ from strawberry.types.base import StrawberryObjectDefinition
 
 from schema.access.mutations import AccessMutations
 from schema.access.queries import AccessQueries
+from schema.analytics.distributions import DistributionQueries
+from schema.analytics.overlaps import OverlapQueries
+from schema.analytics.sizes import SizeQueries
 from schema.audit.queries import AuditQueries
 from schema.consent.mutations import ConsentMutations
 from schema.consent.queries import ConsentQueries
-from schema.document_checks import DocumentCaches, DocumentChecks
+from schema.document_checks import DocumentCaches, DocumentChecks, DocumentPolicy
 from schema.error_boundary import ErrorPolicySchema
 from schema.ingest.mutations import IngestMutations
 from schema.ingest.types import SEGMENT_EVENT_SCALAR, SegmentEvent
 from schema.limits import DocumentLimits, IntrospectionPolicy, validation_rules
 from schema.observe import OperationObserver
+from schema.partners.queries import PartnerQueries
+from schema.partners.subscriptions import PartnerSubscriptions
 from schema.permissions import declared_roles
 from schema.profiles.build_mutations import ProfileBuildMutations
 from schema.profiles.build_queries import ProfileBuildQueries
@@ -31,7 +37,12 @@ from schema.profiles.quality_queries import QualityQueries
 from schema.profiles.queries import ProfileQueries
 from schema.requests.mutations import RequestMutations
 from schema.requests.queries import RequestQueries
+from schema.segments.mutations import SegmentMutations
+from schema.segments.queries import SegmentQueries
 from schema.system.queries import SystemQueries
+from schema.trusted_documents.lookup import TrustedDocuments
+from schema.trusted_documents.mutations import TrustedDocumentMutations
+from schema.trusted_documents.queries import TrustedDocumentQueries
 from server.observability.metrics import Metrics
 from server.settings import Settings
 
@@ -46,20 +57,49 @@ class Query(
     ProfileBuildQueries,
     QualityQueries,
     RequestQueries,
+    PartnerQueries,
+    TrustedDocumentQueries,
+    SegmentQueries,
+    SizeQueries,
+    DistributionQueries,
+    OverlapQueries,
 ):
     pass
 
 
 @strawberry.type
-class Mutation(AccessMutations, ConsentMutations, IngestMutations, ProfileBuildMutations, RequestMutations):
+class Mutation(
+    AccessMutations,
+    ConsentMutations,
+    IngestMutations,
+    ProfileBuildMutations,
+    RequestMutations,
+    TrustedDocumentMutations,
+    SegmentMutations,
+):
     pass
+
+
+@strawberry.type
+class Subscription(PartnerSubscriptions):
+    pass
+
+
+class AudienceSchema(ErrorPolicySchema):
+    """The schema with the document policy its requests, and the documents registered to it, are held to,
+    and the metrics its operations are counted in (by the observer, and by ``schema.registered_execution``)."""
+
+    def __init__(self, *args: Any, document_policy: DocumentPolicy, metrics: Metrics, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.document_policy = document_policy
+        self.metrics = metrics
 
 
 class UnguardedFieldError(Exception):
     """A field was declared without a permission; the schema is refused."""
 
 
-def build_schema(settings: Settings, *, metrics: Metrics | None = None) -> strawberry.Schema:
+def build_schema(settings: Settings, *, metrics: Metrics | None = None) -> AudienceSchema:
     observer_metrics = metrics or Metrics()
     # The rules are classes built once: the validation cache is keyed on the rules too, and rules
     # built per request would be new classes each time, so nothing would ever be a cache hit
@@ -71,16 +111,29 @@ def build_schema(settings: Settings, *, metrics: Metrics | None = None) -> straw
     caches = DocumentCaches(
         parser_cache_size=settings.parser_cache_size, validation_cache_size=settings.validation_cache_size
     )
+    policy = DocumentPolicy(
+        caches=caches,
+        limits=limits,
+        rules=rules,
+        max_tokens=settings.max_tokens,
+        trusted=TrustedDocuments(
+            size=settings.trusted_document_cache_size, max_tokens=settings.max_tokens, threads=caches.threads
+        ),
+        trusted_only=settings.trusted_documents_only,
+    )
     # Factories, not instances: each request gets its own extension objects and execution context.
     # The introspection policy adds its rule before the checks validate.
     extensions: list[Callable[[], SchemaExtension]] = [
         lambda: OperationObserver(metrics=observer_metrics),
         lambda: IntrospectionPolicy(open_to_all=settings.demo),
-        lambda: DocumentChecks(caches=caches, limits=limits, rules=rules, max_tokens=settings.max_tokens),
+        lambda: DocumentChecks(policy=policy),
     ]
-    schema = ErrorPolicySchema(
+    schema = AudienceSchema(
+        document_policy=policy,
+        metrics=observer_metrics,
         query=Query,
         mutation=Mutation,
+        subscription=Subscription,
         extensions=extensions,
         config=StrawberryConfig(auto_camel_case=True, scalar_map={SegmentEvent: SEGMENT_EVENT_SCALAR}),
     )

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from server.auth.principal import Principal
+from server.auth.verified_keys import VerifiedKeys
 from server.ingest.group_commit import GroupCommitter
 from server.runtime import Runtime, UnitOfWork
 
@@ -23,6 +24,7 @@ class Context:
     request_id: str
     log_fields: dict[str, Any] = field(default_factory=dict)
     group_commit: GroupCommitter | None = None
+    verified_keys: VerifiedKeys | None = None
 
     @property
     def caller(self) -> Principal:
@@ -30,6 +32,11 @@ class Context:
         if self.principal is None:
             raise PermissionError("no principal on a guarded field")
         return self.principal
+
+    def forget_key(self, key_id: str) -> None:
+        """A key revoked here stops at once in this worker, not at the end of its cache time."""
+        if self.verified_keys is not None:
+            self.verified_keys.forget(key_id)
 
     async def run(self, work: Callable[[UnitOfWork], T]) -> T:
         """Run ``work`` in one transaction on a worker thread, so blocking I/O never stalls the loop."""
@@ -40,6 +47,17 @@ class Context:
                 return work(unit)
 
         return await run_in_threadpool(in_transaction)
+
+    async def analytics(self, work: Callable[[UnitOfWork], T]) -> T:
+        """Run ``work`` in a reading unit (``Runtime.reading``) on a worker thread: aggregates read
+        for long and write one ledger row at the end, in a unit of work of its own."""
+        actor = self.caller.actor
+
+        def in_reading() -> T:
+            with self.runtime.reading(actor) as unit:
+                return work(unit)
+
+        return await run_in_threadpool(in_reading)
 
     async def read(self, work: Callable[[Session], T]) -> T:
         """Run ``work`` on a plain session on a worker thread: for reads of non-personal records

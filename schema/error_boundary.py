@@ -108,14 +108,27 @@ def sent_values(execution_context: ExecutionContext | None) -> frozenset[str]:
     """
     if execution_context is None:
         return frozenset()
+    return request_values(
+        execution_context.operation_name, execution_context.variables, execution_context.graphql_document
+    )
+
+
+def request_values(operation_name: str | None, variables: object, document: object) -> frozenset[str]:
+    """``sent_values`` from the parts of a request, for a path that runs without Strawberry's context."""
     found: set[str] = set()
-    if execution_context.operation_name:
-        found.add(execution_context.operation_name)
-    _variable_leaves(execution_context.variables, found)
-    document = execution_context.graphql_document
+    if operation_name:
+        found.add(operation_name)
+    _variable_leaves(variables, found)
     if isinstance(document, DocumentNode):
-        visit(document, _LiteralCollector(found))
+        found.update(document_values(document))
     return frozenset(found)
+
+
+def document_values(document: DocumentNode) -> set[str]:
+    """Every literal and every name a document carries, as text."""
+    found: set[str] = set()
+    visit(document, _LiteralCollector(found))
+    return found
 
 
 class _LiteralCollector(Visitor):

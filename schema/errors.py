@@ -48,6 +48,8 @@ class ErrorCode(StrEnum):
     INTROSPECTION_DISABLED = "INTROSPECTION_DISABLED"
     SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE"
     BAD_REQUEST = "BAD_REQUEST"
+    PERSISTED_QUERY_NOT_FOUND = "PERSISTED_QUERY_NOT_FOUND"
+    TRUSTED_DOCUMENT_REQUIRED = "TRUSTED_DOCUMENT_REQUIRED"
 
 
 UNAUTHENTICATED_ERROR: GraphQLFormattedError = {
@@ -118,12 +120,19 @@ def classify(
     return ErrorCode.GRAPHQL_VALIDATION_FAILED, scrub_message(error.message, known_names, sent_values)
 
 
+class DocumentNotFound(MissingQueryError):
+    """The request names a registered document this key cannot run: unknown, malformed or another
+    partner's, all alike. Raised before Strawberry parses, where it answers a missing document."""
+
+
 # Raised by Strawberry before there is a result; their own text names the operation sent.
 REQUEST_ERRORS = (CannotGetOperationTypeError, InvalidOperationTypeError, MissingQueryError)
 
 
 def request_error(error: Exception) -> tuple[str, str]:
     """(code, message) for one of ``REQUEST_ERRORS``, worded without what the client sent."""
+    if isinstance(error, DocumentNotFound):
+        return ErrorCode.PERSISTED_QUERY_NOT_FOUND, "no registered document with this id for this key"
     if isinstance(error, CannotGetOperationTypeError):
         if error.operation_name is None:
             return ErrorCode.GRAPHQL_VALIDATION_FAILED, "the document does not say which operation to run"

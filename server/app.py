@@ -21,6 +21,7 @@ from server.http.graphql_endpoint import GraphQLEndpoint, build_view
 from server.http.health import healthz, readiness_endpoint
 from server.http.request_context import RequestContextMiddleware
 from server.jobs.request_resumption import resume_interrupted_requests
+from server.jobs.segment_worker import SegmentWorker
 from server.observability.metrics import Metrics
 from server.retention.schedule import ScheduledPurge
 from server.runtime import Runtime, build_runtime
@@ -48,7 +49,14 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Starlet
         await run_in_threadpool(resume_interrupted_requests, runtime)
         interval = settings.retention_interval_seconds
         purges = ScheduledPurge(runtime, interval_s=interval).start() if interval > 0 else None
+        segments = SegmentWorker(
+            runtime,
+            poll_s=settings.segment_poll_seconds,
+            sweep_s=settings.segment_sweep_seconds,
+            publish_s=settings.bi_publish_seconds,
+        ).start()
         yield
+        await asyncio.to_thread(segments.stop)  # waits for a unit of work in progress, off the event loop
         if purges is not None:
             await asyncio.to_thread(purges.stop)  # waits for a partition in progress, off the event loop
         runtime.dispose()

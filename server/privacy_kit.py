@@ -12,6 +12,7 @@ from privacy.identifiers import NormalizationRules, PlusTagRule
 from privacy.keyring import Keyring
 from privacy.labels import LabelKeeper
 from privacy.message_keys import MessageKeys
+from privacy.noise import NoiseSource
 from privacy.partner_pseudonyms import PartnerPseudonymCodec
 from privacy.pseudonyms import Pseudonymizer
 from server.settings import Settings
@@ -26,6 +27,7 @@ class PrivacyKit:
     partner_pseudonyms: PartnerPseudonymCodec
     message_keys: MessageKeys
     labels: LabelKeeper
+    noise: NoiseSource
 
 
 BUILT_IN_LABELS = frozenset({"api", "import"})
@@ -44,4 +46,5 @@ def build_kit(keyring: Keyring, settings: Settings) -> PrivacyKit:
         partner_pseudonyms=PartnerPseudonymCodec(keyring),
         message_keys=MessageKeys(keyring),
         labels=LabelKeeper(keyring, BUILT_IN_LABELS | settings.declared_labels),
+        noise=NoiseSource(keyring),
     )

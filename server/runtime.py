@@ -42,6 +42,9 @@ class UnitOfWork:
     actor: Actor
     profiles: ProfileConfig
     retention: RetentionPolicy
+    writer: Callable[[], AbstractContextManager[UnitOfWork]] | None = None
+    """Set on a reading unit (``Runtime.reading``): opens a writing unit of its own, for the short
+    write that follows a long read (an analyst's answer and its ledger row)."""
 
     def audit(
         self, action: str, *, target: str | None = None, details: dict[str, DetailValue] | None = None
@@ -66,6 +69,9 @@ class Runtime:
     # previous one commits; without it they would poll SQLite's busy handler, which sleeps in
     # growing steps (measured: four concurrent ingest clients slower than one).
     _sqlite_writer: threading.RLock = field(default_factory=threading.RLock)
+    # Set after every unit of work commits: wakes the segment worker (``server.jobs.segment_worker``)
+    # to drain the marks that commit may have written, at once rather than at its next poll.
+    committed: threading.Event = field(default_factory=threading.Event)
 
     @contextmanager
     def unit_of_work(self, actor: Actor) -> Iterator[UnitOfWork]:
@@ -80,8 +86,26 @@ class Runtime:
                 profiles=self.profiles,
                 retention=self.retention,
             )
+        self.committed.set()
         if self.checkpointer is not None:
             self.checkpointer.request()
+
+    @contextmanager
+    def reading(self, actor: Actor) -> Iterator[UnitOfWork]:
+        """A unit over a plain session: no writers' turn, so a long read (an aggregate over every
+        profile) never holds up ingestion on SQLite, whose writers take turns. Write nothing in it;
+        its ``writer`` opens a unit of work for that."""
+        with self.sessions() as session:
+            yield UnitOfWork(
+                session=session,
+                keyring=self.keyring,
+                kit=self.kit,
+                clock=self.clock,
+                actor=actor,
+                profiles=self.profiles,
+                retention=self.retention,
+                writer=lambda: self.unit_of_work(actor),
+            )
 
     def _writer_turn(self) -> AbstractContextManager[object]:
         if not is_sqlite(self.engine):

@@ -83,6 +83,17 @@ class Settings(BaseSettings):
     )
     parser_cache_size: int = Field(default=1024, ge=16, le=1_000_000)
     validation_cache_size: int = Field(default=1024, ge=16, le=1_000_000)
+    trusted_document_cache_size: int = Field(default=1024, ge=16, le=1_000_000)
+    api_key_cache_seconds: float = Field(
+        default=1.0,
+        ge=0,
+        le=60,
+        description="How long a worker trusts a key it verified before reading it again: a key revoked elsewhere "
+        "(the CLI, another worker) keeps working there at most this long; 0 reads the key on every request.",
+    )
+    trusted_documents_only: bool = Field(
+        default=False, description="Partner keys may run registered documents only (docs/trusted-documents.md)."
+    )
     # Bounded waits on the database (server/storage/bounded_waits.py): a partition or a full disk
     # is answered with a 503, never held.
     database_connect_timeout_seconds: float = Field(
@@ -165,6 +176,60 @@ class Settings(BaseSettings):
         ge=0,
         le=2_678_400,
         description="How often the server runs the purge; 0 turns the scheduled run off.",
+    )
+
+    segment_sweep_seconds: int = Field(
+        default=900,
+        ge=0,
+        le=86_400,
+        description="How often the server re-evaluates segments whose rules change with time alone; 0: never.",
+    )
+    segment_poll_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        le=3_600,
+        description="How often the segment worker looks for changes committed by other processes.",
+    )
+
+    bi_publish_seconds: int = Field(
+        default=300,
+        ge=0,
+        le=86_400,
+        description="How often the segment worker republishes the aggregates BI tools read; 0: only by CLI.",
+    )
+
+    analytics_noise_scale: float = Field(
+        default=5.0,
+        ge=1.0,
+        le=1_000.0,
+        description="Scale of the sticky noise on counts analysts and marketers see (differential privacy off).",
+    )
+    analytics_threshold_margin: float = Field(
+        default=3.0,
+        ge=0.0,
+        le=20.0,
+        description="A noisy count is shown only at k plus this many noise scales or more (the noisy threshold).",
+    )
+    analytics_releases_per_period: int = Field(
+        default=1_000,
+        ge=1,
+        le=10_000_000,
+        description="New answers (a question over data as it stood) one key may be given per period; repeats are free.",
+    )
+    analytics_period_days: int = Field(
+        default=1, ge=1, le=366, description="Length of the budget period, in UTC days from 1970-01-01."
+    )
+    dp_epsilon_per_period: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=1_000.0,
+        description="Differential-privacy budget of each key per period; 0 turns differential privacy off.",
+    )
+    dp_epsilon_per_answer: float = Field(
+        default=0.1,
+        gt=0.0,
+        le=100.0,
+        description="What each new noisy answer costs with differential privacy on; it sets the noise scale.",
     )
 
     @field_validator("interest_weights", "interest_half_lives")

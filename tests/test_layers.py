@@ -44,6 +44,7 @@ def wrong_arrows(package: str, forbidden: tuple[str, ...], *, allowed_files: fro
         ("server/frames", ("server.ingest", "server.identity", "server.consent", "schema")),
         ("server/identity", ("server.ingest", "schema")),
         ("server/profiles", ("server.ingest", "schema")),
+        ("server/segments", ("server.ingest", "schema")),
         # Storage declares (the subject-table registry among it); the operations live above it.
         ("server/storage", ("server.identity", "server.profiles", "server.ingest", "server.consent", "schema")),
     ],

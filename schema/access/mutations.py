@@ -86,4 +86,7 @@ class AccessMutations:
             unit.audit("api_key.revoke", target=f"api_key:{key_id}")
             return RevokeApiKeyPayload(revoked=True, errors=[])
 
-        return await info.context.run(work)
+        payload = await info.context.run(work)
+        if payload.revoked:
+            info.context.forget_key(key_id)
+        return payload

@@ -6,7 +6,8 @@ from strawberry.types import Info
 
 from schema.context import Context
 from schema.errors import DomainError
-from schema.profiles.build_types import ADMIN, StartProfileBuildPayload, to_profile_build
+from schema.profiles.build_counts import shown_builds
+from schema.profiles.build_types import ADMIN, StartProfileBuildPayload
 from server.profiles import build_runs
 from server.profiles.build import start_build
 from server.profiles.build_runs import BuildError, BuildErrorCode
@@ -32,4 +33,5 @@ class ProfileBuildMutations:
                 build=None, errors=[DomainError(field=field, code=error.code.value, message=error.message)]
             )
         run = await info.context.read(lambda session: build_runs.build_run(session, run_id))
-        return StartProfileBuildPayload(build=None if run is None else to_profile_build(run), errors=[])
+        build = None if run is None else (await shown_builds(info, [run], field="build"))[0]
+        return StartProfileBuildPayload(build=build, errors=[])

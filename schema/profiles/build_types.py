@@ -6,13 +6,15 @@ from datetime import datetime
 
 import strawberry
 
+from schema.analytics.types import AggregateFigure
 from schema.errors import DomainError
 from schema.permissions import requires
 from server.auth.principal import Role
 from server.profiles.build_runs import BuildRun, BuildStatus
 
 BUILD_READERS = requires(Role.ADMIN, Role.ANALYST)
-"""Build history holds counts, codes and cut points, never a subject: operators and analysts read it."""
+"""Build history holds counts and codes, never a subject: operators and analysts read it (its one
+count of people, ``subjects``, released to analysts like any aggregate)."""
 ADMIN = requires(Role.ADMIN)
 
 ProfileBuildStatusType = strawberry.enum(
@@ -22,9 +24,9 @@ ProfileBuildStatusType = strawberry.enum(
 
 @strawberry.type(description="Quantiles of lifetime purchase revenue among buyers, applied by later profile reads.")
 class ValueTierCutPoints:
-    high: float | None = strawberry.field(extensions=BUILD_READERS, description="At or above it: tier high.")
-    low: float | None = strawberry.field(extensions=BUILD_READERS, description="Below it: tier low.")
-    buyers: int = strawberry.field(extensions=BUILD_READERS, description="Subjects with at least one purchase.")
+    high: float | None = strawberry.field(extensions=ADMIN, description="At or above it: tier high.")
+    low: float | None = strawberry.field(extensions=ADMIN, description="Below it: tier low.")
+    buyers: int = strawberry.field(extensions=ADMIN, description="Subjects with at least one purchase.")
 
 
 @strawberry.type(description="One batch build of the profile state (`audience build` or startProfileBuild).")
@@ -40,12 +42,18 @@ class ProfileBuild:
     partitions: int = strawberry.field(extensions=BUILD_READERS)
     partitions_done: int = strawberry.field(extensions=BUILD_READERS)
     events_read: int = strawberry.field(extensions=BUILD_READERS)
-    subjects: int = strawberry.field(extensions=BUILD_READERS, description="Profiles written.")
+    subjects: AggregateFigure = strawberry.field(
+        extensions=BUILD_READERS,
+        description="Profiles written: a count of people, exact for admins, released to analysts like every "
+        "aggregate (k floor, noise, one release per build from the key's budget).",
+    )
     rows_written: int = strawberry.field(
         extensions=BUILD_READERS, description="State rows inserted: only rows that differed from those stored."
     )
     cut_points: ValueTierCutPoints | None = strawberry.field(
-        extensions=BUILD_READERS, description="Set when the run succeeded."
+        extensions=ADMIN,
+        description="Set when the run succeeded. Admins only: a cut point is a quantile of buyers' revenue, which "
+        "is one buyer's revenue (or between two); analysts read revenue through featureQuantiles.",
     )
     error_code: str | None = strawberry.field(extensions=BUILD_READERS)
     error_message: str | None = strawberry.field(extensions=BUILD_READERS)
@@ -59,7 +67,7 @@ class StartProfileBuildPayload:
     errors: list[DomainError] = strawberry.field(extensions=ADMIN)
 
 
-def to_profile_build(run: BuildRun) -> ProfileBuild:
+def to_profile_build(run: BuildRun, subjects: AggregateFigure) -> ProfileBuild:
     cuts = run.cut_points
     return ProfileBuild(
         id=run.id,
@@ -71,7 +79,7 @@ def to_profile_build(run: BuildRun) -> ProfileBuild:
         partitions=run.partitions,
         partitions_done=run.partitions_done,
         events_read=run.events_read,
-        subjects=run.subjects,
+        subjects=subjects,
         rows_written=run.rows_written,
         cut_points=None if cuts is None else ValueTierCutPoints(high=cuts.high, low=cuts.low, buyers=cuts.buyers),
         error_code=run.error_code,

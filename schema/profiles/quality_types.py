@@ -2,8 +2,9 @@
 
 No subject id, no PII, no label a sender chose in clear (a source is its stored form): every
 figure counts the records, days or subjects of a whole source, for operating the pipeline. The
-counts of subjects here (new, bot-like) name no one and break down by nothing but the source;
-the anonymity threshold on counts of people applies to the distributions analysts read (BI).
+counts of subjects (new, merged, refused a merge or a link, bot-like) are counts of people, so
+for analysts they are released like every aggregate (``server.analytics.operational``: k floor,
+noise, one release per build and source); admins read them exact.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from datetime import date, datetime
 
 import strawberry
 
+from schema.analytics.types import AggregateFigure
 from schema.permissions import requires
 from server.auth.principal import Role
 
@@ -36,10 +38,12 @@ class IngestTallies:
     duplicates: int = strawberry.field(extensions=ANALYSTS, description="Records judged before: resends.")
     rejected: int = strawberry.field(extensions=ANALYSTS, description="Records rejected, all codes.")
     rejects: list[RejectCount] = strawberry.field(extensions=ANALYSTS, description="By code, most frequent first.")
-    new_subjects: int = strawberry.field(extensions=ANALYSTS)
-    merges: int = strawberry.field(extensions=ANALYSTS, description="Subjects merged into another.")
-    refused_merges: int = strawberry.field(extensions=ANALYSTS, description="Merges the guardrails refused.")
-    identity_limit_hits: int = strawberry.field(
+    new_subjects: AggregateFigure = strawberry.field(extensions=ANALYSTS, description="Subjects created.")
+    merges: AggregateFigure = strawberry.field(extensions=ANALYSTS, description="Subjects merged into another.")
+    refused_merges: AggregateFigure = strawberry.field(
+        extensions=ANALYSTS, description="Merges the guardrails refused."
+    )
+    identity_limit_hits: AggregateFigure = strawberry.field(
         extensions=ANALYSTS, description="Identifiers not linked: their subject had too many."
     )
 
@@ -70,6 +74,6 @@ class SourceQuality:
     )
     daily_volumes: list[DailyVolume] = strawberry.field(extensions=ANALYSTS, description="Oldest first.")
     anomalous_days: int = strawberry.field(extensions=ANALYSTS)
-    bot_like_subjects: int = strawberry.field(
+    bot_like_subjects: AggregateFigure = strawberry.field(
         extensions=ANALYSTS, description="Subjects over the bot-like daily rate who sent through this source."
     )

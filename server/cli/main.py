@@ -18,11 +18,13 @@ from privacy.keyring import KeyringError
 from server.cli import (
     access_commands,
     audit_commands,
+    bi_commands,
     build_commands,
     identity_commands,
     import_commands,
     purge_commands,
     request_commands,
+    segment_commands,
     setup_commands,
 )
 from server.cli.errors import CliError
@@ -49,6 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     build_commands.register(commands)
     purge_commands.register(commands)
     request_commands.register(commands)
+    segment_commands.register(commands)
+    bi_commands.register(commands)
     return parser
 
 

@@ -25,6 +25,7 @@ from server.cli.import_commands import summary_table
 from server.cli.progress import rows_progress
 from server.demo import FORMATS, Format, generate_to_directory
 from server.demo import load as demo_load
+from server.demo.segments import create_demo_segments
 from server.ingest.files import EventChunk
 from server.ingest.service import IngestResult
 from server.keys.binding import check_keyring_before_migrating, refuse_new_keyring_for_populated_database
@@ -205,6 +206,7 @@ def run_demo(arguments: argparse.Namespace, console: Console) -> int:
         if demo_load.has_events(runtime):
             demo_load.ensure_partners(runtime)
             console.print("the demo database has events already; delete the demo directory to start afresh")
+            _load_demo_segments(runtime, console)  # a demo database made before segments existed gets them
         else:
             _load_demo_population(runtime, console, people=arguments.people, seed=arguments.seed)
         keys = [
@@ -260,6 +262,16 @@ def _load_demo_population(runtime: Runtime, console: Console, *, people: int, se
     # value-tier cut points) and the first data-quality report.
     built = build_with_progress(runtime, console, partitions=None)
     console.print(f"profiles: {summary_line(built)}")
+    _load_demo_segments(runtime, console)
+
+
+def _load_demo_segments(runtime: Runtime, console: Console) -> None:
+    """The templates, evaluated and granted to the demo partners; what exists already stays."""
+    made = create_demo_segments(runtime)
+    console.print(
+        f"segments: {made.created:,} created from the templates, {made.grants:,} granted to the demo partners, "
+        f"evaluated in {made.evaluation_ms:,} ms"
+    )
 
 
 def run_demo_generate(arguments: argparse.Namespace, console: Console) -> int:

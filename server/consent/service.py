@@ -25,7 +25,9 @@ from privacy.consent import (
     PrivacySignal,
 )
 from privacy.purposes import Purpose
+from server.identity.rebuilds import RebuildReason, mark_for_rebuild
 from server.profiles import store as profiles
+from server.storage.base import utc_now
 from server.storage.bulk import bulk_insert, bulk_upsert
 from server.storage.locks import serialize_identity_writes
 from server.storage.lookup import frame_where_in
@@ -147,6 +149,8 @@ def record_frame(session: Session, ledger: pl.DataFrame) -> None:
         newer="since",
     )
     _forget_withdrawn_profiles(session, latest)
+    # Segments and partner audiences follow consent: re-evaluated once this commits.
+    mark_for_rebuild(session, latest["subject_id"].unique().to_list(), reason=RebuildReason.CONSENT, now=utc_now())
 
 
 def _forget_withdrawn_profiles(session: Session, latest: pl.DataFrame) -> None:

@@ -237,13 +237,14 @@ def _demo_ledger_entries(session: Session, subject_ids: list[int]) -> pl.DataFra
 
 
 def issue_demo_keys(runtime: Runtime) -> list[DemoKey]:
-    """Fresh compliance, analyst and partner keys at each start, so the tour always has them to paste."""
+    """Fresh compliance, analyst, marketer and partner keys at each start, so the tour always has them to paste."""
     keys: list[DemoKey] = []
     with runtime.unit_of_work(SYSTEM_ACTOR) as unit:
         partner = partners.find_partner(unit.session, DEMO_KEY_PARTNER)
         wanted: list[tuple[Role, str, int | None]] = [
             (Role.COMPLIANCE, "demo compliance", None),
             (Role.ANALYST, "demo analyst", None),
+            (Role.MARKETER, "demo marketer", None),
         ]
         if partner is not None:
             wanted.append((Role.PARTNER, f"demo {DEMO_KEY_PARTNER}", partner.id))

@@ -4,8 +4,9 @@
 a concurrent ingestion or build partition waits, so nothing is written for the person after the
 erasure commits; SQLite has one writer anyway), widens the ids to whole persons
 (``server.erasure.persons``), tells the derived data that outlives rows (``server.erasure.derived``),
-then runs one step per declared table in the registry's order, ``subjects`` last, and writes the
-receipt and its audit entry. Nothing commits here: a crash before the caller's commit leaves the
+deletes the stored sketches of the segments they are in (hashes of their ids), then runs one step
+per declared table in the registry's order, ``subjects`` last, and writes the receipt and its audit
+entry. Nothing commits here: a crash before the caller's commit leaves the
 database as it was, and running the erasure again with the same ids does all of it. Running it on
 ids already erased removes nothing and writes a receipt of zeros (idempotent).
 """
@@ -22,11 +23,13 @@ from server.erasure.persons import whole_persons
 from server.erasure.receipts import write_receipt
 from server.runtime import UnitOfWork
 from server.storage.locks import serialize_identity_writes
+from server.storage.stale_sketches import drop_sketches_of_subjects
 from server.storage.subject_tables import SUBJECTS, ErasePolicy
 
 __all__ = ["AUDIT_ACTION", "erase_subjects"]
 
 AUDIT_ACTION: Final = "erasure.completed"
+SKETCHES: Final = "segment_sketches"
 
 
 def erase_subjects(
@@ -45,6 +48,9 @@ def erase_subjects(
     rows_removed: dict[str, int] = {}
     keys_destroyed = 0
     rows_removed.update(notify_derived(unit, erasure.subject_ids))
+    # Sketches hold hashes of members: those of the person's segments go before the stays that
+    # find them do, in this transaction, so none outlives the erasure with the person in it.
+    rows_removed[SKETCHES] = drop_sketches_of_subjects(session, erasure.subject_ids)
     for step in steps.ERASE_STEPS:
         [table] = step.tables
         removed = steps.STEPS[step.policy].run(erasure, table)

@@ -21,6 +21,7 @@ from sqlalchemy import delete, literal, select, union
 from sqlalchemy.orm import Session
 
 from privacy.erasure import check_erasure_order
+from server.segments.exits import exit_subjects, unlink_changes
 from server.storage.base import UtcDateTime
 from server.storage.subject_tables import (
     SUBJECT_TABLES,
@@ -118,6 +119,13 @@ def _unlink(erasure: Erasure, declared: SubjectTable) -> int:
     return len(touched)
 
 
+def _notify_then_unlink(erasure: Erasure, declared: SubjectTable) -> int:
+    """Partners told the subject was in a segment are told it left, under the pseudonym they know
+    (Art. 17(2), 19); then the log forgets whose entries they were."""
+    exit_subjects(erasure.session, erasure.subject_ids, now=erasure.now)
+    return unlink_changes(erasure.session, erasure.subject_ids)
+
+
 @dataclass(frozen=True, slots=True)
 class EraseStep:
     run: Callable[[Erasure, SubjectTable], int]
@@ -131,6 +139,7 @@ STEPS: Mapping[ErasePolicy, EraseStep] = {
     ErasePolicy.KEEP_AS_RECEIPT: EraseStep(_keep_as_receipt, frozenset({"events"})),
     ErasePolicy.SUPPRESS_THEN_DELETE: EraseStep(_suppress_then_delete, frozenset({"identities"})),
     ErasePolicy.UNLINK: EraseStep(_unlink, frozenset({"identity_merges"})),
+    ErasePolicy.NOTIFY_THEN_UNLINK: EraseStep(_notify_then_unlink, frozenset({"grant_changes"})),
 }
 """Looked up at each call (``server.erasure.service``), so a test can wrap a step."""
 

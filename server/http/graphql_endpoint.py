@@ -1,10 +1,14 @@
 """The /graphql endpoint: authenticate the API key, then hand over to Strawberry.
 
-Authentication happens before parsing, so a caller without a valid key learns nothing about
+Authentication happens before parsing (a key verified lately is taken from this worker's
+``VerifiedKeys``, see its docstring for the revocation bound), so a caller without a valid key learns nothing about
 the schema: no validation messages, no field errors, just ``UNAUTHENTICATED``. Every answer is
 JSON with a code: a request Strawberry refuses before running it (its plain-text 400s) and a
 database that is away when the key is looked up (503 with the request id) included, and a
 WebSocket handshake refused for either reason gets the same HTTP answer.
+
+A POST that names a registered document and carries no text is run straight on graphql-core
+(``schema.registered_execution``), past Strawberry's view; anything else goes to the view.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from strawberry.http import GraphQLHTTPResponse
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types.unset import UNSET
 
+from schema import AudienceSchema, registered_execution
 from schema.context import Context
 from schema.errors import (
     REQUEST_ERRORS,
@@ -34,9 +39,12 @@ from schema.errors import (
     scrub_message,
     unavailable_error,
 )
+from schema.trusted_documents.lookup import DOCUMENT_ID
 from server.auth import api_keys
 from server.auth.principal import Principal
+from server.auth.verified_keys import VerifiedKeys
 from server.http.key_checked_socket import KeyCheckedTransportWSHandler
+from server.http.registered_requests import is_json_post, read_body, registered_request, replaying
 from server.ingest.group_commit import GroupCommitter
 from server.runtime import Runtime
 from server.storage.availability import is_unavailable
@@ -51,16 +59,30 @@ class StrawberryView(GraphQL[Context, None]):
         super().__init__(**options)
         self.runtime = runtime
         self.group_commit = GroupCommitter(runtime, max_events=runtime.settings.ingest_max_batch)
+        self.verified_keys = VerifiedKeys(ttl_seconds=runtime.settings.api_key_cache_seconds)
 
     def decode_json(self, data: str | bytes) -> object:
         """orjson: a batch of 1,000 events is a megabyte of JSON, decoded on the event loop."""
         return orjson.loads(data)
 
+    def parse_json(self, data: str | bytes) -> Any:
+        """A top-level ``documentId`` (a registered document) moves into ``extensions``, which
+        Strawberry hands to the schema's extensions; it drops any other key of the body."""
+        payload = super().parse_json(data)
+        if isinstance(payload, dict) and DOCUMENT_ID in payload:
+            extensions = payload.get("extensions")
+            if extensions is None or isinstance(extensions, dict):
+                payload["extensions"] = {**(extensions or {}), DOCUMENT_ID: payload[DOCUMENT_ID]}
+        return payload
+
     def encode_json(self, data: object) -> bytes:
         return orjson.dumps(data)
 
     async def get_context(self, request: Request | WebSocket, response: Response | WebSocket) -> Context:
-        state = request.scope.get("state", {})
+        return self.context_for(request.scope)
+
+    def context_for(self, scope: Scope) -> Context:
+        state = scope.get("state", {})
         principal = state.get("principal")
         if principal is not None and "log_fields" in state:
             state["log_fields"]["role"] = principal.role.value
@@ -70,6 +92,7 @@ class StrawberryView(GraphQL[Context, None]):
             request_id=state.get("request_id", "-"),
             log_fields=state.get("log_fields", {}),
             group_commit=self.group_commit,
+            verified_keys=self.verified_keys,
         )
 
     async def run(self, request: Any, context: Any = UNSET, root_value: Any = UNSET) -> Any:
@@ -98,8 +121,12 @@ class StrawberryView(GraphQL[Context, None]):
 
 class GraphQLEndpoint:
     def __init__(self, runtime: Runtime, view: StrawberryView) -> None:
+        if not isinstance(view.schema, AudienceSchema):
+            raise TypeError("the view serves a schema not built by schema.build_schema")
         self.runtime = runtime
         self.view = view
+        self.schema = view.schema
+        self.verified_keys = view.verified_keys
         self.anonymous_allowed = runtime.settings.demo
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -116,14 +143,50 @@ class GraphQLEndpoint:
             await _unauthenticated(scope, receive, send)
             return
         scope.setdefault("state", {})["principal"] = principal
+        if principal is not None and is_json_post(scope):
+            body = await read_body(receive)
+            if await self._answer_registered(scope, receive, send, body):
+                return
+            receive = replaying(body, receive)
         await self.view(scope, receive, send)
 
     async def _authenticate(self, token: str) -> Principal | None:
+        cached = self.verified_keys.get(token)
+        if cached is not None:
+            return cached
+
         def check() -> Principal | None:
             with self.runtime.sessions() as session:
                 return api_keys.authenticate(session, token)
 
-        return await run_in_threadpool(check)
+        principal = await run_in_threadpool(check)
+        if principal is not None:
+            self.verified_keys.put(token, principal)
+        return principal
+
+    async def _answer_registered(self, scope: Scope, receive: Receive, send: Send, body: bytes) -> bool:
+        """Answer a request for a registered document directly; False to leave it to the view."""
+        request = registered_request(body)
+        if request is None:
+            return False
+        result = await registered_execution.run(
+            self.schema,
+            request.document,
+            context=self.view.context_for(scope),
+            variables=request.variables,
+            operation_name=request.operation_name,
+        )
+        if result is None:
+            return False
+        answer: dict[str, object] = {"data": result.data}
+        if result.errors:
+            answer["errors"] = [error.formatted for error in result.errors]
+        unavailable = _has_code(cast("GraphQLHTTPResponse", answer), ErrorCode.SERVICE_UNAVAILABLE)
+        response = Response(
+            orjson.dumps(answer), status_code=503 if unavailable else 200, media_type="application/json"
+        )
+        await response(scope, receive, send)
+        return True
 
 
 def _has_code(result: GraphQLHTTPResponse, code: str) -> bool:

@@ -30,6 +30,7 @@ from server.consent import service as consent
 from server.identity.rebuilds import RebuildReason, mark_for_rebuild
 from server.profiles import store as profiles
 from server.runtime import UnitOfWork
+from server.segments.exits import SEGMENT_TABLES, exit_subjects
 from server.storage.lookup import frame_where_in, rows_per_subject
 from server.storage.subject_tables import MERGE_STEPS, MergePolicy, SubjectTable, check_carried_out
 from server.storage.tables import IdentityMergeRow, SubjectPiiRow, SubjectRow, SubjectTraitsRow
@@ -203,6 +204,12 @@ def _mark_rebuild(merge: Merge, _tables: tuple[SubjectTable, ...]) -> None:
     mark_for_rebuild(merge.session, merge.subjects, reason=RebuildReason.MERGE, now=merge.now)
 
 
+def _exit_loser(merge: Merge, _tables: tuple[SubjectTable, ...]) -> None:
+    """The loser is no one any more: its stays end and partners hear so; the winner, marked by
+    ``MARK_REBUILD``, is re-evaluated by the segment evaluator."""
+    exit_subjects(merge.session, merge.losers, now=merge.now)
+
+
 def _drop_loser(merge: Merge, tables: tuple[SubjectTable, ...]) -> None:
     _delete_losers(merge, tables)
 
@@ -266,6 +273,7 @@ STEPS: Final[Mapping[MergePolicy, MergeStep]] = {
     MergePolicy.DROP_LOSER: MergeStep(_drop_loser, None),
     MergePolicy.JOURNAL: MergeStep(_journal, frozenset({"identity_merges"})),
     MergePolicy.MARK_MERGED: MergeStep(_mark_merged, frozenset({"subjects"})),
+    MergePolicy.EXIT_LOSER: MergeStep(_exit_loser, SEGMENT_TABLES),
 }
 
 

@@ -22,6 +22,7 @@ from datetime import datetime
 from sqlalchemy import bindparam, delete, select
 from sqlalchemy.orm import Session
 
+from server.storage.stale_sketches import drop_sketches_of_subjects
 from server.storage.tables import DerivedRebuildRow
 from server.storage.upsert import table_of, upsert
 
@@ -29,6 +30,12 @@ from server.storage.upsert import table_of, upsert
 class RebuildReason(enum.StrEnum):
     MERGE = "merge"
     SPLIT = "split"
+    EVENTS = "events"
+    """New events were folded into the subject's state."""
+    CONSENT = "consent"
+    """A consent statement came into force (a purpose, or sharing with a partner)."""
+    RESTRICTION = "restriction"
+    """A processing restriction was applied or lifted."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,16 +45,29 @@ class RebuildMark:
     marked_at: datetime
 
 
+SKETCH_CHANGES: frozenset[RebuildReason] = frozenset(
+    {RebuildReason.MERGE, RebuildReason.SPLIT, RebuildReason.CONSENT, RebuildReason.RESTRICTION}
+)
+"""Reasons that change who may be counted at once, before any re-evaluation: the segment sketches
+of the subjects' open stays are deleted with the mark. New events change nothing until a segment is
+evaluated, and the evaluation's own writes drop what changed (``server.segments.memberships``)."""
+
+
 def mark_for_rebuild(session: Session, subject_ids: Iterable[int], *, reason: RebuildReason, now: datetime) -> None:
     """One statement for all of them: each subject once, in id order, so that concurrent batches
-    take these row locks in the same order."""
+    take these row locks in the same order.
+
+    For a consent, restriction, merge or split, also deletes the stored sketch of every segment the
+    subjects have an open stay in, in this same transaction: an aggregate counts only people who
+    may be counted now (``server.analytics.population``), so a sketch built before the change would
+    go on counting someone the exact count already leaves out."""
+    ids = sorted(set(subject_ids))
+    if reason in SKETCH_CHANGES:
+        drop_sketches_of_subjects(session, ids)
     upsert(
         session,
         DerivedRebuildRow,
-        [
-            {"subject_id": subject_id, "reason": reason.value, "marked_at": now}
-            for subject_id in sorted(set(subject_ids))
-        ],
+        [{"subject_id": subject_id, "reason": reason.value, "marked_at": now} for subject_id in ids],
         keys=["subject_id"],
         update=["reason", "marked_at"],
     )

@@ -8,8 +8,10 @@ refuses merges that would join too many subjects or identities at once.
 
 A partner's records are resolved apart (``_partner_subjects``): their identifiers are nodes of
 that partner's scope, so they never join our records' components, and they attach to at most
-one existing subject, never merging anyone. Identifiers a partner introduces are linked in its
-scope (``identities.partner_id``), which our own records never follow.
+one existing subject, never merging anyone. Every identifier a partner sends is linked in its
+scope (``identities.partner_id``), also one we link ourselves: the partner then finds the person
+by all it sent and only by that, and which of them we knew does not show. Our own records never
+follow a partner's links.
 """
 
 from __future__ import annotations
@@ -70,6 +72,9 @@ class Resolution:
 
     ``ambiguous_rows``: partner records whose identifiers point at several of our subjects; they
     are attached to none.
+
+    ``new_identities``: (subject_id, origin_subject_id, kind, key_version, pseudonym, partner_id),
+    the rows ``identities`` gets.
     """
 
     rows: pl.DataFrame
@@ -184,7 +189,7 @@ class PreparedBatch:
     pairs: pl.DataFrame
     hashed_current: pl.DataFrame
     node_subject: pl.DataFrame  # our nodes linked in our scope: the edges of the graph
-    partner_links: pl.DataFrame  # partners' nodes: (node, subject_id, ours), linked in our scope or theirs
+    partner_links: pl.DataFrame  # partners' nodes: (node, subject_id, ours, origin_subject_id), in our scope or theirs
     suppressed_rows: pl.Series
     node_count: int
     existing_per_kind: pl.DataFrame
@@ -221,16 +226,17 @@ def prepare(
     if suppressed_nodes.len():
         suppressed_rows = pairs.filter(pl.col("node").is_in(suppressed_nodes.implode()))[ROW].unique()
         pairs = pairs.filter(~pl.col(ROW).is_in(suppressed_rows.implode()))
-    links = _links_in_scope(_match(session, IdentityRow, hashed_all, ["subject_id", "partner_id"]), unique)
+    matched = _match(session, IdentityRow, hashed_all, ["subject_id", "partner_id", "origin_subject_id"])
+    links = _links_in_scope(matched, unique)
     ours = pl.col("scope") == 0
-    node_subject = links.filter(ours).select("node", "subject_id")
+    node_subject = links.filter(ours).select("node", "subject_id").unique()
     known = _known_subjects(session, links["subject_id"].unique().sort().to_list())
     first_party = known.filter(ours)
     return PreparedBatch(
         pairs=pairs,
         hashed_current=hashed_all.filter(pl.col("key_version") == kit.pseudonymizer.current_version).drop("value"),
         node_subject=node_subject,
-        partner_links=links.filter(~ours).select("node", "subject_id", "ours"),
+        partner_links=links.filter(~ours).select("node", "subject_id", "ours", "origin_subject_id"),
         suppressed_rows=suppressed_rows,
         node_count=unique.height,
         existing_per_kind=known.select("subject_id", "kind", "scope", "existing"),
@@ -240,16 +246,17 @@ def prepare(
 
 
 def _links_in_scope(matched: pl.DataFrame, nodes: pl.DataFrame) -> pl.DataFrame:
-    """(node, scope, subject_id, ours) for the stored links each node may follow.
+    """(node, scope, subject_id, ours, origin_subject_id) for the stored links each node may follow.
 
     Our nodes follow our links only; a partner's follow ours and that partner's own, never
-    another partner's. ``ours`` says which of the two a partner's node followed.
+    another partner's. ``ours`` says which of the two a partner's node followed; the origin is the
+    link's (``server.identity.split``), which a partner's link of the same identifier takes over.
     """
     return (
         matched.join(nodes.select("node", "scope"), on="node", how="inner")
         .with_columns(ours=pl.col("partner_id").is_null())
         .filter(pl.col("ours") | (pl.col("partner_id") == pl.col("scope")))
-        .select("node", "scope", "subject_id", "ours")
+        .select("node", "scope", "subject_id", "ours", "origin_subject_id")
         .unique()
     )
 
@@ -320,7 +327,10 @@ def plan(prepared: PreparedBatch, guardrails: IdentityGuardrails, *, rows: pl.Se
         merges.append(Merge(winner=ordered[0], losers=tuple(ordered[1:])))
 
     attached, ambiguous = _partner_subjects(pairs, row_components, prepared.partner_links)
-    winner_of.update(attached)
+    # A subject that our records of this pass merge into another is merged before anything is
+    # stored: a partner's record attached to it goes to the winner, as it would in a later pass.
+    merged_into = {loser: merge.winner for merge in merges for loser in merge.losers}
+    winner_of.update({component: merged_into.get(s, s) for component, s in attached.items()})
     components_without_subject = sorted(
         set(row_components["component"].to_list()) - set(winner_of) - refused - ambiguous
     )
@@ -334,7 +344,8 @@ def plan(prepared: PreparedBatch, guardrails: IdentityGuardrails, *, rows: pl.Se
     )
     if refused:
         assigned = _assign_refused(assigned, pairs, node_subject, refused, seniority)
-    linked = pl.concat([node_subject["node"], prepared.partner_links["node"]])
+    # A partner's node is linked by a link of its own scope only: ours attach its record, not its lookup.
+    linked = pl.concat([node_subject["node"], prepared.partner_links.filter(~pl.col("ours"))["node"]])
     new_identities, limit_hits = _new_identities(pairs, assigned, prepared, linked, guardrails, refused)
     return Resolution(
         rows=assigned.select(ROW, "subject_id"),
@@ -466,12 +477,17 @@ def _new_identities(
     guardrails: IdentityGuardrails,
     refused: set[int],
 ) -> tuple[pl.DataFrame, int]:
-    """Identifiers seen for the first time, linked in their scope to their record's subject, within
-    per-type caps per scope.
+    """Identifiers not linked in their own scope yet, linked there to their record's subject, within
+    per-type caps per scope; with the origin a split reads (``server.identity.split``).
 
-    ``linked``: nodes with a link they may follow already. Refused merges link nothing new, so a
-    storm cannot grow while it is being refused; ambiguous partner records (not in ``assigned``)
-    link nothing either.
+    ``linked``: nodes with a link in their own scope. A partner's node that only we link is not
+    among them: it is linked in the partner's scope too, to the subject our link gave its record
+    (``_partner_subjects``), and counts against the partner's caps like any identifier it sends, so
+    the caps treat what a partner sends alike whether we link it or not. That link takes our link's
+    origin: a split that gives ours back to the subject it came from takes the partner's along,
+    rather than leaving the identifier on the winner, where an erasure by it would reach the wrong
+    person. Refused merges link nothing new, so a storm cannot grow while it is being refused;
+    ambiguous partner records (not in ``assigned``) link nothing either.
     """
     unseen = (
         pairs.join(linked.to_frame("node"), on="node", how="anti")
@@ -494,9 +510,17 @@ def _new_identities(
         )
     )
     kept = ranked.filter(pl.col("rank") < pl.col("cap"))
+    # Where we link a partner's node, its record went to our link's subject (or to the winner of
+    # a merge of it in this pass), so our link's origin is the one a split must read.
+    our_origins = (
+        prepared.partner_links.filter(pl.col("ours"))
+        .group_by("node")
+        .agg(pl.col("origin_subject_id").min().alias("our_origin"))
+    )
     return (
-        kept.select(
+        kept.join(our_origins, on="node", how="left", maintain_order="left").select(
             "subject_id",
+            pl.coalesce("our_origin", "subject_id").alias("origin_subject_id"),
             "kind",
             "key_version",
             pl.col("digest").alias("pseudonym"),
@@ -510,6 +534,7 @@ def _empty_identities() -> pl.DataFrame:
     return pl.DataFrame(
         schema={
             "subject_id": pl.Int64,
+            "origin_subject_id": pl.Int64,
             "kind": pl.String,
             "key_version": pl.Int64,
             "pseudonym": pl.Binary,

@@ -52,6 +52,7 @@ from privacy.field_crypto import new_data_key
 from server.identity.rebuilds import RebuildReason, mark_for_rebuild
 from server.profiles import store as profiles
 from server.runtime import UnitOfWork
+from server.segments.exits import SEGMENT_TABLES
 from server.storage.locks import serialize_identity_writes
 from server.storage.subject_tables import SPLIT_STEPS, SplitPolicy, SubjectTable, check_carried_out
 from server.storage.tables import IdentityMergeRow, SubjectKeyRow, SubjectRow
@@ -226,6 +227,12 @@ def _mark_rebuild(split: Split, _tables: tuple[SubjectTable, ...]) -> None:
     mark_for_rebuild(split.session, split.sides, reason=RebuildReason.SPLIT, now=split.now)
 
 
+def _re_evaluate(split: Split, _tables: tuple[SubjectTable, ...]) -> None:
+    """Memberships follow the profiles just recomputed: the segment evaluator takes both sides'
+    marks (set again here, so this step holds whatever order the registry gives it)."""
+    _mark_rebuild(split, _tables)
+
+
 def _new_key(split: Split, _tables: tuple[SubjectTable, ...]) -> None:
     loser = split.loser_id
     wrapped = split.unit.kit.key_wrapper.wrap(new_data_key(), loser)
@@ -261,6 +268,7 @@ STEPS: Final[Mapping[SplitPolicy, SplitStep]] = {
     SplitPolicy.STAYS_WITH_WINNER: SplitStep(_stays_with_winner, None),
     SplitPolicy.JOURNAL: SplitStep(_journal, frozenset({"identity_merges"})),
     SplitPolicy.MARK_REBUILD: SplitStep(_mark_rebuild, frozenset({"derived_rebuilds"})),
+    SplitPolicy.RE_EVALUATE: SplitStep(_re_evaluate, SEGMENT_TABLES),
 }
 
 

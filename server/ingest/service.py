@@ -23,6 +23,7 @@ from server.frames.events import ROW
 from server.frames.profiles import STATE_EVENT_SCHEMA
 from server.frames.tallies import Outcome
 from server.identity.merge import merge_subjects
+from server.identity.rebuilds import RebuildReason, mark_for_rebuild
 from server.identity.resolve import (
     HashedIdentifiers,
     IdentityGuardrails,
@@ -327,6 +328,11 @@ def _store(
         new_subjects=final.new_subjects,
     )
     profiles.catch_up(session, _granted_profiling(ledger_known, stored_events), unit.profiles.interests)
+    # Segments re-evaluate these subjects once this commits (consent changes mark their own, and
+    # the merge above marked its sides with its own reason, which is kept).
+    merged = {subject for m in final.merges for subject in (m.winner, *m.losers)}
+    folded = stored_events.filter(~pl.col("subject_id").is_in(sorted(merged)))["subject_id"].unique().to_list()
+    mark_for_rebuild(session, folded, reason=RebuildReason.EVENTS, now=now)
     receipts.insert_receipts(session, candidates.join(allowed.select(ROW), on=ROW, how="anti"), source=source)
 
     return _Outcome(

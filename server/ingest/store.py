@@ -53,14 +53,9 @@ def create_subjects(session: Session, created: pl.DataFrame, kit: PrivacyKit, no
 
 
 def insert_identities(session: Session, identities: pl.DataFrame, now: datetime) -> None:
-    """Conflicts are ignored: a concurrent batch that linked the same identifier first wins."""
-    bulk_insert(
-        session,
-        IdentityRow,
-        identities.with_columns(
-            origin_subject_id=pl.col("subject_id"), first_seen=pl.lit(now, dtype=pl.Datetime("us", "UTC"))
-        ),
-    )
+    """``Resolution.new_identities``, with their origin. Conflicts are ignored: a concurrent batch
+    that linked the same identifier first wins."""
+    bulk_insert(session, IdentityRow, identities.with_columns(first_seen=pl.lit(now, dtype=pl.Datetime("us", "UTC"))))
 
 
 def event_rows(events: pl.DataFrame, *, source: str, now: datetime) -> pl.DataFrame:

@@ -11,11 +11,10 @@ from typing import Final
 
 import polars as pl
 
-from privacy.purposes import Purpose
 from server.frames.profiles import STATE_EVENT_SCHEMA
 from server.profiles.partitions import Partition
 from server.storage.arrow_reads import FrameReader
-from server.storage.restrictions import unrestricted
+from server.storage.restrictions import may_profile
 
 __all__ = ["consenting_events", "stored_event_count"]
 
@@ -27,11 +26,9 @@ def consenting_events(reader: FrameReader, partition: Partition) -> pl.DataFrame
     partner's) and no processing restriction."""
     columns = ", ".join(f"e.{name}" for name in STATE_EVENT_SCHEMA)
     query = (
-        f"SELECT {columns} FROM events e WHERE {partition.predicate('e.subject_id')} AND EXISTS ("
-        "SELECT 1 FROM consent_state c WHERE c.subject_id = e.subject_id "
-        f"AND c.purpose = ? AND c.partner_id = 0 AND c.granted) AND {unrestricted('e.subject_id')}"
+        f"SELECT {columns} FROM events e WHERE {partition.predicate('e.subject_id')} AND {may_profile('e.subject_id')}"
     )
-    return reader.frame(query, STATE_EVENT_SCHEMA, (Purpose.PROFILING.value,))
+    return reader.frame(query, STATE_EVENT_SCHEMA)
 
 
 def stored_event_count(reader: FrameReader) -> int:

@@ -47,6 +47,7 @@ __all__ = [
     "features",
     "lifecycle_expr",
     "repeat_purchases",
+    "shown_interests",
     "top_interests",
 ]
 
@@ -295,6 +296,38 @@ def explanations(events: pl.LazyFrame, *, as_of: datetime, config: ProfileConfig
     )
 
 
+def shown_interests(
+    inputs: FeatureInputs,
+    *,
+    as_of: datetime,
+    config: ProfileConfig,
+    taxonomy: Taxonomy,
+) -> pl.LazyFrame:
+    """(subject_id, topic, name, raw, score, half_life_days, rank) of every interest a profile may
+    show, all of them ranked (1 = strongest); ``top_interests`` keeps the first ``config.top_k``
+    and segments compare scores and ranks (``server.segments.rule_frame``), so both read the same.
+
+    Each accumulator decays to ``as_of`` and a parent topic sums its own and its descendants'
+    (``decayed_interests``: ``raw``), scoring ``raw / (raw + saturation)``. Sensitive topics (GDPR
+    Art. 9: ``taxonomy.is_sensitive``) are never shown and never counted into a parent's score.
+    A bot-like subject shows none, nor does a subject without an event up to ``as_of``'s day (it
+    has no profile then). Ties rank by topic id, so the order is stable.
+    """
+    shown = taxonomy.frame.lazy().filter(~pl.col("sensitive")).select(pl.col("id").alias("topic"), "name")
+    # Subjects with an event up to as_of (as ``features`` has them), bot-like ones left out.
+    people = bot_like(inputs.daily, as_of=as_of, events_per_day=config.bot_events_per_day).filter(~pl.col("bot_like"))
+    saturation = config.interests.saturation
+    return (
+        decayed_interests(inputs.interests.join(shown, on="topic", how="semi"), config.interests, as_of)
+        .join(shown, on="topic", how="inner")
+        .join(people, on="subject_id", how="semi")
+        .join(config.interests.half_lives().lazy(), on="topic", how="inner")
+        .with_columns(score=pl.col("raw") / (pl.col("raw") + saturation))
+        .sort(["subject_id", "score", "topic"], descending=[False, True, False])
+        .with_columns(rank=pl.int_range(1, pl.len() + 1, dtype=pl.Int64).over("subject_id"))
+    )
+
+
 def top_interests(
     inputs: FeatureInputs,
     *,
@@ -304,26 +337,11 @@ def top_interests(
 ) -> pl.LazyFrame:
     """The ``config.top_k`` strongest interests per subject, with their explanations (``INTEREST_SCHEMA``).
 
-    Each accumulator decays to ``as_of`` and a parent topic sums its own and its descendants'
-    (``decayed_interests``: ``raw``), scoring ``raw / (raw + saturation)``. Sensitive topics (GDPR
-    Art. 9: ``taxonomy.is_sensitive``) are never shown and never counted into a parent's score.
-    A bot-like subject shows none, nor does a subject without an event up to ``as_of``'s day (it
-    has no profile then). Ties rank by topic id, so the order is stable. Explanations come from
-    ``inputs.events`` when given (null otherwise).
+    Scores and ranks as ``shown_interests`` gives them. Explanations come from ``inputs.events``
+    when given (null otherwise).
     """
-    shown = taxonomy.frame.lazy().filter(~pl.col("sensitive")).select(pl.col("id").alias("topic"), "name")
-    # Subjects with an event up to as_of (as ``features`` has them), bot-like ones left out.
-    people = bot_like(inputs.daily, as_of=as_of, events_per_day=config.bot_events_per_day).filter(~pl.col("bot_like"))
-    saturation = config.interests.saturation
-    ranked = (
-        decayed_interests(inputs.interests.join(shown, on="topic", how="semi"), config.interests, as_of)
-        .join(shown, on="topic", how="inner")
-        .join(people, on="subject_id", how="semi")
-        .join(config.interests.half_lives().lazy(), on="topic", how="inner")
-        .with_columns(score=pl.col("raw") / (pl.col("raw") + saturation))
-        .sort(["subject_id", "score", "topic"], descending=[False, True, False])
-        .with_columns(rank=pl.int_range(1, pl.len() + 1, dtype=pl.Int64).over("subject_id"))
-        .filter(pl.col("rank") <= config.top_k)
+    ranked = shown_interests(inputs, as_of=as_of, config=config, taxonomy=taxonomy).filter(
+        pl.col("rank") <= config.top_k
     )
     if inputs.events is not None:
         ranked = ranked.join(

@@ -19,6 +19,7 @@ import polars as pl
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from server.identity.rebuilds import RebuildReason, mark_for_rebuild
 from server.profiles import store as profiles
 from server.runtime import UnitOfWork
 from server.storage.bulk import bulk_insert
@@ -53,6 +54,7 @@ def restrict(unit: UnitOfWork, subject_ids: Sequence[int], *, request_id: int | 
         ),
         ignore_conflicts=False,
     )
+    mark_for_rebuild(session, new, reason=RebuildReason.RESTRICTION, now=unit.clock())  # segments: exits
     unit.audit(
         "restriction.applied",
         target=_target(request_id, ids),
@@ -73,6 +75,7 @@ def lift(unit: UnitOfWork, subject_ids: Sequence[int], *, request_id: int | None
         session.execute(delete(SubjectRestrictionRow).where(column.in_(lifted[start : start + CHUNK])))
     if lifted:
         profiles.recompute(session, lifted, unit.profiles.interests)
+        mark_for_rebuild(session, lifted, reason=RebuildReason.RESTRICTION, now=unit.clock())  # segments again
     unit.audit(
         "restriction.lifted",
         target=_target(request_id, ids),

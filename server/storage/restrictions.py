@@ -15,14 +15,26 @@ from collections.abc import Iterable
 
 from sqlalchemy.orm import Session
 
+from privacy.purposes import Purpose
 from server.storage.lookup import select_where_in
 
-__all__ = ["restricted_among", "unrestricted"]
+__all__ = ["may_profile", "restricted_among", "unrestricted"]
 
 
 def unrestricted(subject_column: str) -> str:
     """SQL: the subject in ``subject_column`` (a constant, never input) is under no restriction."""
     return f"NOT EXISTS (SELECT 1 FROM subject_restrictions sr WHERE sr.subject_id = {subject_column})"
+
+
+def may_profile(subject_column: str) -> str:
+    """SQL: the subject in ``subject_column`` (a constant, never input) consents to ``profiling``
+    now (our own consent, not a partner's) and is under no restriction: who profiles are built
+    for, segments evaluate and aggregates count."""
+    return (
+        f"EXISTS (SELECT 1 FROM consent_state c WHERE c.subject_id = {subject_column} "
+        f"AND c.purpose = '{Purpose.PROFILING.value}' AND c.partner_id = 0 AND c.granted) "
+        f"AND {unrestricted(subject_column)}"
+    )
 
 
 def restricted_among(session: Session, subject_ids: Iterable[int]) -> set[int]:

@@ -31,6 +31,8 @@ Merge policies (what happens to a loser's rows when it is merged into its winner
 - ``DROP_LOSER``: the loser's rows are deleted (its data key: crypto-shredded).
 - ``JOURNAL``: one row per merge records the pair and what moved, for a later split.
 - ``MARK_MERGED``: the loser's row stays, marked merged into its winner.
+- ``EXIT_LOSER``: the loser's segment stays end and every partner told of it gets an exit (the
+  loser is no one any more); the winner is re-evaluated from its rebuild mark.
 
 Split policies (what happens when a journaled merge is undone):
 
@@ -43,6 +45,7 @@ Split policies (what happens when a journaled merge is undone):
   side once merged (``server.identity.split`` says why), so the winner keeps them.
 - ``JOURNAL``: the merge's journal row gets its split time.
 - ``MARK_REBUILD``: both sides are marked for a rebuild, as at the merge.
+- ``RE_EVALUATE``: nothing moves back; both sides' memberships are re-evaluated from their marks.
 
 Erase policies (what erasure, issue #14, does to the erased subject's rows):
 
@@ -55,6 +58,9 @@ Erase policies (what erasure, issue #14, does to the erased subject's rows):
   rows are deleted: the same person sent again is refused until they consent anew.
 - ``UNLINK``: the row stays (a merge happened; the counts stay true) with its subject ids cleared.
   The journal's id columns are nullable for this (migration 0012).
+- ``NOTIFY_THEN_UNLINK``: every partner that was told the subject is in a segment is told it left
+  (an exit, under the pseudonym it knew: Art. 17(2) and 19), then the log's subject ids are
+  cleared; the entries stay, naming no one we can find.
 
 Export policies (what the access export shows the person), each with the export's section name:
 ``INCLUDE`` (the rows as stored), ``DECRYPT`` (the rows decrypted with the subject's key: PII) and
@@ -120,6 +126,7 @@ class MergePolicy(enum.StrEnum):
     DROP_LOSER = "drop_loser"
     JOURNAL = "journal"
     MARK_MERGED = "mark_merged"
+    EXIT_LOSER = "exit_loser"
 
 
 class SplitPolicy(enum.StrEnum):
@@ -130,6 +137,7 @@ class SplitPolicy(enum.StrEnum):
     STAYS_WITH_WINNER = "stays_with_winner"
     JOURNAL = "journal"
     MARK_REBUILD = "mark_rebuild"
+    RE_EVALUATE = "re_evaluate"
 
 
 class ErasePolicy(enum.StrEnum):
@@ -138,6 +146,7 @@ class ErasePolicy(enum.StrEnum):
     KEEP_AS_RECEIPT = "keep_as_receipt"
     SUPPRESS_THEN_DELETE = "suppress_then_delete"
     UNLINK = "unlink"
+    NOTIFY_THEN_UNLINK = "notify_then_unlink"
 
 
 class ExportPolicy(enum.StrEnum):
@@ -260,6 +269,34 @@ SUBJECT_TABLES: Final[tuple[SubjectTable, ...]] = (
             "profile",
         )
         for name in ("profile_daily", "profile_summary", "profile_interests")
+    ),
+    # Segment stays and what partners were told: a merge ends the loser's (the winner is
+    # re-evaluated), a split re-evaluates both sides, erasure tells partners before it forgets.
+    SubjectTable(
+        "segment_memberships",
+        (SUBJECT_ID,),
+        MergePolicy.EXIT_LOSER,
+        SplitPolicy.RE_EVALUATE,
+        ErasePolicy.DELETE,
+        ExportPolicy.INCLUDE,
+        "segments",
+    ),
+    SubjectTable(
+        "grant_changes",
+        (SUBJECT_ID,),
+        MergePolicy.EXIT_LOSER,
+        SplitPolicy.RE_EVALUATE,
+        ErasePolicy.NOTIFY_THEN_UNLINK,
+        ExportPolicy.INCLUDE,
+        "shared_with_partners",
+    ),
+    SubjectTable(
+        "grant_audience",
+        (SUBJECT_ID,),
+        MergePolicy.EXIT_LOSER,
+        SplitPolicy.RE_EVALUATE,
+        ErasePolicy.DELETE,
+        ExportPolicy.EXCLUDE,
     ),
     SubjectTable(
         "derived_rebuilds",

@@ -20,6 +20,7 @@ from sqlalchemy import func, or_, select
 
 from privacy.consent import ConsentPurpose
 from privacy.identifiers import IdentifierKind, normalize
+from privacy.purposes import Purpose
 from server.audit.service import page
 from server.auth.api_keys import create_key
 from server.auth.principal import SYSTEM_ACTOR, Actor, Role
@@ -28,6 +29,9 @@ from server.ingest.attributes import ATTRIBUTE_SCHEMA, upsert_attributes
 from server.ingest.setup import guardrails_from
 from server.profiles.service import profile_of
 from server.runtime import Runtime
+from server.segments.drain import drain_marks
+from server.segments.evaluate import evaluate_population
+from server.segments.rules import EventWindow, LastDays
 from server.storage.subject_tables import SUBJECT_TABLES, ExportPolicy
 from server.storage.tables import (
     EventRow,
@@ -41,6 +45,8 @@ from server.subjects.reach import persons_reached
 from server.taxonomy.taxonomy import taxonomy_for
 from tests.ingest.batches import NOW, add_partner, event, fixed_clock, ingest
 from tests.profiles.consent_steps import record_profiling, record_purpose
+from tests.segments.segment_steps import add_grant, add_segment
+from tests.segments.segment_steps import consent as share
 
 ANA = "ana.export@example.org"
 ANA_PII = {"email": ANA, "phone": "+33612345678", "first_name": "Anastasia", "last_name": "Exportova"}
@@ -100,6 +106,9 @@ def build_ana(runtime: Runtime, acme: int) -> None:
     record_profiling(at(runtime, 6), ANA, granted=True)
     consent(at(runtime, 7), ANA, ConsentPurpose.ADVERTISING, granted=True)
     consent(at(runtime, 8), ANA, ConsentPurpose.ADVERTISING, granted=False)
+    # Shared with acme, whose grant of a segment Ana is in tells it so (segments, shared_with_partners).
+    share(at(runtime, 8), ANA, ConsentPurpose.SHARING, partner_id=acme)
+    drain_marks(at(runtime, 8))
     ours = min(person(runtime, ANA), key=lambda s: _scope_rank(runtime, s))
     with at(runtime, 9).unit_of_work(SYSTEM_ACTOR) as unit:
         taxonomy = taxonomy_for(runtime.settings.taxonomy_extra)
@@ -145,6 +154,9 @@ def export(runtime: Runtime, email: str, *, request_id: int | None = REQUEST_ID)
 @pytest.fixture
 def people(runtime: Runtime) -> Runtime:
     acme = add_partner(runtime, "acme")
+    buyers = add_segment(runtime, "buyers", EventWindow("purchase", LastDays(30), at_least=1))
+    evaluate_population(fixed_clock(runtime))
+    add_grant(fixed_clock(runtime), buyers, acme, Purpose.ANALYTICS)
     build_bob(runtime)
     build_ana(runtime, acme)
     return runtime

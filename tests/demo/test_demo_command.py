@@ -10,6 +10,7 @@ import polars as pl
 from sqlalchemy import create_engine, text
 
 from server.demo import generate_population
+from server.demo.segments import DEMO_GRANTS
 from server.taxonomy import load_taxonomy
 from tests.support.cli import run_audience
 
@@ -34,8 +35,11 @@ def test_demo_loads_generated_people_without_writing_them_in_clear(tmp_path: Pat
     engine.dispose()
     assert events > PEOPLE
     assert subjects >= PEOPLE // 2
-    for role in ("admin", "compliance", "analyst", "partner-alpha"):
+    for role in ("admin", "compliance", "analyst", "marketer", "partner-alpha"):
         assert any(line.split()[:1] == [role] and "aud_" in line for line in result.stdout.splitlines()), role
+    [made] = [line for line in result.stdout.splitlines() if line.startswith("segments:")]
+    assert "0 created" not in made, made
+    assert f"{len(DEMO_GRANTS)} granted" in made, made
 
     # The same seed gives the same people whatever the end date, so the test knows every email.
     known = generate_population(people=PEOPLE, seed=SEED, end=datetime.now(UTC), taxonomy=load_taxonomy())
@@ -46,6 +50,19 @@ def test_demo_loads_generated_people_without_writing_them_in_clear(tmp_path: Pat
     assert [path.name for path in data.iterdir()] != [], "the demo directory holds the database and keyring"
     expected = {"audience.db", "audience.db-wal", "audience.db-shm", "keyring.json"}
     assert {path.name for path in data.iterdir()} <= expected, "no generated file in the demo directory"
+
+
+def test_demo_again_keeps_its_segments(tmp_path: Path) -> None:
+    first = audience("demo", "--no-serve", "--people", "60", "--seed", str(SEED), directory=tmp_path)
+    assert first.returncode == 0, first.stderr
+
+    again = audience("demo", "--no-serve", "--people", "60", "--seed", str(SEED), directory=tmp_path)
+
+    assert again.returncode == 0, again.stderr
+    assert "has events already" in again.stdout
+    [made] = [line for line in again.stdout.splitlines() if line.startswith("segments:")]
+    assert made.startswith("segments: 0 created"), made
+    assert ", 0 granted" in made, made
 
 
 def test_demo_generate_writes_files_and_says_they_hold_fictitious_personal_data(tmp_path: Path) -> None:

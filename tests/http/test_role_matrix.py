@@ -16,6 +16,9 @@ BUILD_READERS = frozenset({Role.ADMIN, Role.ANALYST})
 SENDERS = frozenset({Role.PARTNER, Role.ADMIN})
 PROFILE_READERS = frozenset({Role.COMPLIANCE, Role.ADMIN})
 ANALYSTS = frozenset({Role.ANALYST, Role.ADMIN})
+PARTNERS = frozenset({Role.PARTNER})
+MARKETERS = frozenset({Role.MARKETER})
+SEGMENT_READERS = frozenset({Role.MARKETER, Role.ADMIN})
 
 # The promise, written out: which role may call which root field.
 EXPECTED: dict[str, tuple[frozenset[Role], str]] = {
@@ -29,6 +32,11 @@ EXPECTED: dict[str, tuple[frozenset[Role], str]] = {
         '{ auditEntries(subject: {kind: EMAIL, value: "probe@example.org"}, first: 1) { pageInfo { hasNextPage } } }',
     ),
     "Query.dataQuality": (ANALYSTS, "{ dataQuality { source } }"),
+    "Query.analyticsSegments": (ANALYSTS, "{ analyticsSegments { name } }"),
+    "Query.analyticsBudget": (ANALYSTS | MARKETERS, "{ analyticsBudget { releasesLeft } }"),
+    "Query.analyticsCost": (ANALYSTS | MARKETERS, "{ analyticsCost(kind: TREND, days: 7) { noiseScale } }"),
+    "Query.segmentSize": (ANALYSTS, '{ segmentSize(segment: "none") { errors { code } } }'),
+    "Query.segmentSizeTrend": (ANALYSTS, '{ segmentSizeTrend(segment: "none", days: 3) { errors { code } } }'),
     "Query.consent": (COMPLIANCE, '{ consent(identifier: {kind: EMAIL, value: "probe@example.org"}) { found } }'),
     "Query.profile": (
         PROFILE_READERS,
@@ -77,6 +85,55 @@ EXPECTED: dict[str, tuple[frozenset[Role], str]] = {
         'mutation { rectifyRequest(id: 0, changes: [{field: "first_name", value: "x"}]) { errors { code } } }',
     ),
     "Mutation.liftRestriction": (COMPLIANCE, "mutation { liftRestriction(id: 0) { errors { code } } }"),
+    # Partner reads: a segment nobody granted, an identifier nobody sent.
+    "Query.grantedSegments": (PARTNERS, "{ grantedSegments { name } }"),
+    "Query.visitor": (PARTNERS, '{ visitor(identifier: {kind: DEVICE_ID, value: "probe-device"}) { asOf } }'),
+    "Query.segmentMembers": (PARTNERS, '{ segmentMembers(segment: "probe", first: 1) { errors { code } } }'),
+    "Query.segmentChanges": (PARTNERS, "{ segmentChanges(first: 1) { errors { code } } }"),
+    "Query.trustedDocuments": (ADMIN, "{ trustedDocuments(first: 1) { id } }"),
+    "Mutation.registerDocuments": (SENDERS, "mutation { registerDocuments(documents: []) { ids } }"),
+    # Segments: definitions and health for marketers (and admins reading), never members.
+    # Two names that are no segment: refused as UNKNOWN_SEGMENT before anything is read or spent.
+    "Query.segmentOverlap": (
+        ANALYSTS,
+        '{ segmentOverlap(segments: ["probe-a", "probe-b"]) { errors { code } } }',
+    ),
+    "Query.segments": (SEGMENT_READERS, "{ segments { name } }"),
+    "Query.segment": (SEGMENT_READERS, '{ segment(name: "probe") { name } }'),
+    "Query.segmentTemplates": (SEGMENT_READERS, "{ segmentTemplates { name } }"),
+    "Query.segmentGrants": (SEGMENT_READERS, "{ segmentGrants { id } }"),
+    "Mutation.createSegment": (
+        MARKETERS,
+        'mutation { createSegment(name: "probe-x", ruleText: "no_such_feature > 1") { errors { code } } }',
+    ),
+    "Mutation.updateSegment": (MARKETERS, 'mutation { updateSegment(name: "probe") { errors { code } } }'),
+    "Mutation.deleteSegment": (MARKETERS, 'mutation { deleteSegment(name: "probe") { deleted } }'),
+    "Mutation.previewSegment": (
+        MARKETERS,
+        'mutation { previewSegment(ruleText: "no_such_feature > 1") { errors { code } } }',
+    ),
+    "Mutation.grantSegment": (
+        MARKETERS,
+        'mutation { grantSegment(segment: "probe", partner: "probe", purpose: ANALYTICS) { errors { code } } }',
+    ),
+    "Mutation.revokeGrant": (MARKETERS, "mutation { revokeGrant(id: 0) { errors { code } } }"),
+    # Distributions: analysts (and admins); a segment nobody has, so the answer is a refusal.
+    "Query.featureDistribution": (
+        ANALYSTS,
+        '{ featureDistribution(feature: "lifecycle", segment: "probe") { errors { code } } }',
+    ),
+    "Query.featureQuantiles": (
+        ANALYSTS,
+        '{ featureQuantiles(feature: "events_lifetime", quantiles: [0.5], segment: "probe") { errors { code } } }',
+    ),
+    "Query.interestReach": (
+        ANALYSTS,
+        '{ interestReach(topics: ["travel"], minScore: 0.5, segment: "probe") { errors { code } } }',
+    ),
+    "Query.profileMix": (
+        ANALYSTS,
+        '{ profileMix(dimension: LIFECYCLE, by: REGION, segment: "probe") { errors { code } } }',
+    ),
 }
 
 

@@ -15,7 +15,6 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -25,8 +24,8 @@ from websockets.typing import Subprotocol
 
 from privacy.keyring import Keyring
 from server.auth.principal import Role
-from tests.conftest import fresh_database_url
-from tests.support.live_server import LiveServer, serving
+from tests.support.live_server import LiveServer
+from tests.support.servers_with import server_with
 
 LEVELS = 30
 PROMPT_S = 0.5  # "well under a second", with room for a shared 2-core machine
@@ -148,13 +147,8 @@ def partner(live_server: LiveServer) -> str:
 def demo_server(
     request: pytest.FixtureRequest, server_backend: str, tmp_path_factory: pytest.TempPathFactory, keyring: Keyring
 ) -> Iterator[LiveServer]:
-    directory: Path = tmp_path_factory.mktemp(f"demo-{server_backend}")
-    urls = fresh_database_url(request, server_backend, directory)
-    try:
-        with serving(directory=directory, database_url=next(urls), keyring=keyring, demo="true") as server:
-            yield server
-    finally:
-        urls.close()
+    with server_with(request, server_backend, tmp_path_factory, keyring, "demo", demo="true") as server:
+        yield server
 
 
 @pytest.mark.parametrize("attack", list(REFUSED))

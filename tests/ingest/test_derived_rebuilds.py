@@ -49,8 +49,10 @@ def one_email_on_every_device() -> list[dict[str, Any]]:
 
 
 def marks(runtime: Runtime) -> dict[int, tuple[str, datetime]]:
+    """The marks identity changes left: every stored event also marks its subject for the segment
+    evaluator (reason ``events``), which a merge's own mark of a subject takes precedence over."""
     with runtime.sessions() as session:
-        rows = session.scalars(select(DerivedRebuildRow)).all()
+        rows = session.scalars(select(DerivedRebuildRow).where(DerivedRebuildRow.reason != "events")).all()
     return {row.subject_id: (row.reason, row.marked_at) for row in rows}
 
 

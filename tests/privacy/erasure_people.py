@@ -4,7 +4,8 @@
 browsing on two devices (events, consent, profile state folded in real time), a login that merges
 the devices (merge journal, ``merged_into``, rebuild marks), the same email sent by a partner (an
 identity in the partner's scope, on a subject of its own), declared attributes (encrypted PII and
-coarse traits) and an Art. 18 restriction row. ``reached`` is what a request by email finds.
+coarse traits), a segment's stay and what its partner grant was told, and an Art. 18 restriction
+(which leaves a rebuild mark for the segment evaluator). ``reached`` is what a request by email finds.
 """
 
 from __future__ import annotations
@@ -15,15 +16,22 @@ from datetime import timedelta
 import polars as pl
 from sqlalchemy import select
 
+from privacy.consent import ConsentPurpose
 from privacy.identifiers import IdentifierKind, normalize
+from privacy.purposes import Purpose
 from server.auth.principal import SYSTEM_ACTOR
 from server.erasure import ErasureReceipt, erase_subjects
 from server.ingest.attributes import ATTRIBUTE_SCHEMA, upsert_attributes
 from server.ingest.setup import guardrails_from
+from server.restriction.service import restrict
 from server.runtime import Runtime
-from server.storage.tables import IdentityRow, SubjectKeyRow, SubjectRestrictionRow
+from server.segments.drain import drain_marks
+from server.segments.evaluate import evaluate_population
+from server.segments.rules import Compare, CompareOp
+from server.storage.tables import IdentityRow, PartnerRow, SubjectKeyRow
 from server.subjects.reach import persons_reached
 from tests.ingest.batches import NOW, add_partner, event, fixed_clock, ingest
+from tests.segments.segment_steps import add_grant, add_segment, consent
 
 CONSENTS = ["analytics", "profiling", "advertising"]
 
@@ -52,8 +60,9 @@ def at(runtime: Runtime, seconds: int) -> Runtime:
     return fixed_clock(runtime, NOW + timedelta(seconds=seconds))
 
 
-def populate(runtime: Runtime, person: Person, *, partner: str, offset: int = 0) -> None:
-    """``partner`` must exist (``add_partner``); each call uses its own device and customer ids."""
+def populate(runtime: Runtime, person: Person, *, partner: str, offset: int = 0, restricted: bool = True) -> None:
+    """``partner`` must exist (``add_partner``); each call uses its own device and customer ids.
+    ``restricted=False``: without the restriction, for ``restrict_person`` once everyone is evaluated."""
     t = offset * 10
     from_partner = event(
         partner=partner,
@@ -76,6 +85,9 @@ def populate(runtime: Runtime, person: Person, *, partner: str, offset: int = 0)
     assert ingest(at(runtime, t + 3), [login]).accepted == 1
     second = event(user_id=person.customer, anonymous_id=person.device(2), consent_purposes=None)
     assert ingest(at(runtime, t + 4), [second]).merges == 1
+    # Shared with the partner, whose grant of the segment of everyone then tells it of the person.
+    consent(at(runtime, t + 5), person.email, ConsentPurpose.SHARING, partner_id=partner_id(runtime, partner))
+    drain_marks(at(runtime, t + 5))
     records = pl.DataFrame(
         [
             {
@@ -93,8 +105,15 @@ def populate(runtime: Runtime, person: Person, *, partner: str, offset: int = 0)
             unit, records, current_year=NOW.year, rules=unit.kit.rules, guardrails=guardrails_from(runtime.settings)
         )
         assert result.accepted == 1, result.rejected
+    if restricted:
+        restrict_person(at(runtime, t + 7), person)
+
+
+def restrict_person(runtime: Runtime, person: Person) -> None:
+    """Art. 18 on our own subject; the service marks it for its segments to be evaluated again."""
+    with runtime.unit_of_work(SYSTEM_ACTOR) as unit:
         [subject] = reached_in(unit.session, runtime, person, scope_ours=True)
-        unit.session.add(SubjectRestrictionRow(subject_id=subject, request_id=None, since=NOW))
+        restrict(unit, [subject], request_id=None)
 
 
 def reached_in(session: object, runtime: Runtime, person: Person, *, scope_ours: bool = False) -> list[int]:
@@ -138,9 +157,21 @@ def erase(runtime: Runtime, subject_ids: list[int], *, request_id: int | None = 
         return erase_subjects(unit, subject_ids, request_id=request_id, reason="request")
 
 
+def partner_id(runtime: Runtime, name: str) -> int:
+    with runtime.sessions() as session:
+        found = session.scalar(select(PartnerRow.id).where(PartnerRow.name == name))
+        assert found is not None
+        return found
+
+
 def setup_two(runtime: Runtime) -> str:
-    """Ana and Ben, both whole; returns the partner's name."""
-    add_partner(runtime, "acme")
-    populate(runtime, ANA, partner="acme", offset=0)
-    populate(runtime, BEN, partner="acme", offset=1)
+    """Ana and Ben, both whole, each in a segment granted to the partner; returns the partner's name."""
+    acme = add_partner(runtime, "acme")
+    everyone = add_segment(runtime, "everyone", Compare("events_lifetime", CompareOp.GE, 1))
+    evaluate_population(fixed_clock(runtime))
+    add_grant(fixed_clock(runtime), everyone, acme, Purpose.ANALYTICS)
+    populate(runtime, ANA, partner="acme", offset=0, restricted=False)
+    populate(runtime, BEN, partner="acme", offset=1, restricted=False)
+    for person in (ANA, BEN):  # after both were evaluated: a restriction ends the stays at the next drain
+        restrict_person(at(runtime, 30), person)
     return "acme"

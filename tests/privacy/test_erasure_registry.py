@@ -76,8 +76,12 @@ def test_erasure_empties_every_subject_keyed_table_for_the_person_and_only_for_t
     assert rows_holding(two.engine, ana) == dict.fromkeys(rows_holding(two.engine, ana), 0)
     assert rows_of_person(two.engine, ben) == ben_before, "another person loses nothing"
     unlinked = before.pop("identity_merges")
+    told = before.pop("grant_changes")  # the partner was told of an enter; erasure adds its exit, then unlinks both
+    audience = before.pop("grant_audience")  # ended by that exit, before its own DELETE step comes
     assert {table: receipt.rows_removed[table] for table in before} == before
+    assert (audience, receipt.rows_removed["grant_audience"]) == (told, 0)
     assert receipt.rows_removed["identity_merges"] == unlinked
+    assert receipt.rows_removed["grant_changes"] == 2 * told
     assert (receipt.subjects, receipt.keys_destroyed) == (3, 2), "the merged device's key went at the merge"
     with two.sessions() as session:
         journal = session.execute(select(IdentityMergeRow.winner_subject_id, IdentityMergeRow.loser_subject_id)).all()

@@ -43,18 +43,22 @@ fragment everything on Profile {
 }"""
 BUILDS = """
 query { runs: profileBuilds(first: 5) { ...run } one: profileBuild(id: 1) { ...run } }
-fragment run on ProfileBuild { id status subjects errorMessage cutPoints { high low buyers } }"""
-QUALITY = "{ q: dataQuality { source rows botLikeSubjects ingested { newSubjects } } }"
+fragment run on ProfileBuild { id status subjects { value suppressed } errorMessage }"""
+CUT_POINTS = """
+query { runs: profileBuilds(first: 5) { ...cut } }
+fragment cut on ProfileBuild { id cutPoints { high low buyers } }"""
+QUALITY = "{ q: dataQuality { source rows botLikeSubjects { value } ingested { newSubjects { value suppressed } } } }"
 RECORD_CONSENT = """
 mutation($email: String!, $granted: Boolean!) {
   recordConsent(input: {identifier: {kind: EMAIL, value: $email}, purpose: PROFILING, granted: $granted,
                         source: "cmp:web", policyVersion: "v1"}) { recorded errors { code } }
 }"""
 
-ROOTS = {"profile": PROFILE, "builds": BUILDS, "quality": QUALITY}
+ROOTS = {"profile": PROFILE, "builds": BUILDS, "cut_points": CUT_POINTS, "quality": QUALITY}
 ALLOWED = {
     "profile": {Role.COMPLIANCE, Role.ADMIN},
     "builds": {Role.ANALYST, Role.ADMIN},
+    "cut_points": {Role.ADMIN},  # a quantile of buyers' revenue is one buyer's revenue
     "quality": {Role.ANALYST, Role.ADMIN},
 }
 
@@ -138,6 +142,13 @@ def test_each_role_reaches_exactly_its_profile_fields_by_alias_and_fragment_on_h
         for body in (http, socket):
             if role in ALLOWED[name]:
                 assert "errors" not in body, (name, body)
+            elif name == "cut_points" and role in ALLOWED["builds"]:  # the builds, without their cut points
+                # (with no build yet nothing is resolved, so nothing is refused: test_build_surfaces
+                # reads a real build's cut points as an analyst)
+                runs = body["data"]["runs"]
+                refused = {error["extensions"]["code"] for error in body.get("errors", [])}
+                assert refused == ({"FORBIDDEN"} if runs else set()), body
+                assert all(run["cutPoints"] is None for run in runs), body
             else:
                 assert_forbidden(body, query)
                 assert anyone_profiled not in str(body)

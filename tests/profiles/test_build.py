@@ -135,8 +135,8 @@ def test_a_build_removes_the_state_of_everyone_without_profiling_consent_now(
 
 
 class FailingAt:
-    """Partition ``index`` gets a state the database refuses (one interest row twice, a duplicate
-    key; interests are what a reweighted build rewrites): the failure strikes in its transaction
+    """Partition ``index`` gets a state the database refuses (one changed interest row twice, a
+    duplicate key; interests are what a reweighted build rewrites): the failure strikes in its transaction
     after its old rows were deleted."""
 
     def __init__(self, index: int) -> None:
@@ -149,7 +149,9 @@ class FailingAt:
         if self.calls != self.index + 1:
             return state
         assert state.interests.height > 0, "the failing partition must have interests to write"
-        return dataclasses.replace(state, interests=pl.concat([state.interests, state.interests.head(1)]))
+        # Changed from what is stored, or the write would skip both copies as unchanged.
+        twice = state.interests.head(1).with_columns(pl.col("score") + 1.0)
+        return dataclasses.replace(state, interests=pl.concat([twice, twice, state.interests.slice(1)]))
 
 
 def test_a_build_failing_midway_leaves_each_partition_at_its_previous_or_its_new_state(streamed: Runtime) -> None:

@@ -81,11 +81,18 @@ def test_an_admin_starts_a_build_over_http_and_an_analyst_follows_it_to_success(
         build = started["build"]
         assert build["partitions"] == 3
         assert build["status"] in {"RUNNING", "SUCCEEDED"}
-        seen = follow(server, analyst, build["id"])
+        seen = follow(server, admin, build["id"])
         assert seen[-1]["status"] == "SUCCEEDED", seen[-1]
         assert [s["partitionsDone"] for s in seen] == sorted(s["partitionsDone"] for s in seen), "progress only grows"
-        assert (seen[-1]["partitionsDone"], seen[-1]["eventsRead"], seen[-1]["subjects"]) == (3, 108, 9)
+        assert (seen[-1]["partitionsDone"], seen[-1]["eventsRead"]) == (3, 108)
+        assert seen[-1]["subjects"] == {"value": 9, "suppressed": None}, "exact for admins"
         assert seen[-1]["cutPoints"]["buyers"] > 0
+        # For an analyst the profiles written are a count of people like any other: 9 is below k.
+        # The cut points are buyers' revenues: admins only.
+        told = server.graphql(FOLLOW_ANALYST, token=analyst, variables={"id": build["id"]}).json()["data"]
+        assert told["profileBuild"]["subjects"] == {"value": None, "suppressed": "below_k"}
+        cut = server.graphql(FOLLOW, token=analyst, variables={"id": build["id"]}).json()
+        assert {error["extensions"]["code"] for error in cut["errors"]} == {"FORBIDDEN"}
         assert_same_state(stored_state(server.runtime), real_time)
         history = server.graphql("{ profileBuilds(first: 5) { id status } }", token=analyst).json()["data"]
         assert history == {"profileBuilds": [{"id": build["id"], "status": "SUCCEEDED"}]}
@@ -106,7 +113,11 @@ def test_an_admin_starts_a_build_over_http_and_an_analyst_follows_it_to_success(
         assert wrong == {"build": None, "errors": [{"field": "partitions", "code": "INVALID_PARTITIONS"}]}
 
 
-FOLLOW = "query($id: Int!) { profileBuild(id: $id) { status partitionsDone eventsRead subjects cutPoints { buyers } } }"
+FOLLOW = (
+    "query($id: Int!) { profileBuild(id: $id) { status partitionsDone eventsRead subjects { value suppressed } "
+    "cutPoints { buyers } } }"
+)
+FOLLOW_ANALYST = "query($id: Int!) { profileBuild(id: $id) { status subjects { value suppressed } } }"
 
 
 def follow(server: LiveServer, token: str, run_id: int) -> list[dict[str, Any]]:

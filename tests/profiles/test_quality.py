@@ -327,10 +327,14 @@ query($build: ID) {
   dataQuality(buildId: $build) {
     buildId source rows lastOccurredAt lastReceivedAt
     nullRates { field rate }
-    ingested { accepted duplicates rejected rejects { code count } newSubjects merges refusedMerges identityLimitHits }
+    ingested {
+      accepted duplicates rejected rejects { code count }
+      newSubjects { value suppressed } merges { value suppressed }
+      refusedMerges { value suppressed } identityLimitHits { value suppressed }
+    }
     ingestedLastDay { accepted }
     dailyVolumes { day events trailingMean anomalous }
-    anomalousDays botLikeSubjects
+    anomalousDays botLikeSubjects { value suppressed }
   }
 }"""
 
@@ -378,16 +382,26 @@ def test_analysts_read_the_report_over_http_and_partners_are_refused(live_server
     [shop] = [s for s in response.json()["data"]["dataQuality"] if s["source"] == stored_source]
     assert shop["buildId"] == str(build_id)
     assert shop["rows"] == 2
+    # Counts of records as they are; counts of people (2 new subjects, 0 merges...) are released
+    # to an analyst like any aggregate: below k, hidden.
+    hidden = {"value": None, "suppressed": "below_k"}
     assert shop["ingested"] == {
         "accepted": 2,
         "duplicates": 2,
         "rejected": 2,
         "rejects": [{"code": "INVALID_EMAIL", "count": 2}],
-        "newSubjects": 2,
-        "merges": 0,
-        "refusedMerges": 0,
-        "identityLimitHits": 0,
+        "newSubjects": hidden,
+        "merges": hidden,
+        "refusedMerges": hidden,
+        "identityLimitHits": hidden,
     }
+    assert shop["botLikeSubjects"] == hidden
+    for_admin = live_server.graphql(QUALITY, token=admin, variables={"build": str(build_id)}).json()
+    [exact] = [s for s in for_admin["data"]["dataQuality"] if s["source"] == stored_source]
+    assert (exact["ingested"]["newSubjects"], exact["ingested"]["merges"]) == (
+        {"value": 2, "suppressed": None},
+        {"value": 0, "suppressed": None},
+    ), "exact for the operators"
     assert {rate["field"]: rate["rate"] for rate in shop["nullRates"]} == {
         "topics": 1.0,
         "amount": 1.0,

@@ -44,7 +44,8 @@ def test_upgrade_downgrade_upgrade_round_trips(runtime: Runtime) -> None:
 
 
 @pytest.mark.parametrize(
-    "revision", ["0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008", "0009", "0010", "0011", "0012"]
+    "revision",
+    ["0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008", "0009", "0010", "0011", "0012", "0013", "0014"],
 )
 def test_each_revision_downgrades_cleanly(runtime: Runtime, revision: str) -> None:
     migrate.downgrade(runtime.engine, "base")

@@ -52,12 +52,16 @@ class TransportSocket:
 
     def run(self, query: str, *, variables: dict[str, Any] | None = None, operation_name: str | None = None) -> Outcome:
         """Send one ``subscribe`` and read until it completes, fails or the socket closes."""
-        operation_id = str(next(self._ids))
         payload: dict[str, Any] = {"query": query}
         if variables is not None:
             payload["variables"] = variables
         if operation_name is not None:
             payload["operationName"] = operation_name
+        return self.subscribe(payload)
+
+    def subscribe(self, payload: dict[str, Any]) -> Outcome:
+        """``run`` with the subscribe payload as given (a registered document's id in place of a query)."""
+        operation_id = str(next(self._ids))
         outcome = Outcome()
         try:
             self.connection.send(json.dumps({"id": operation_id, "type": "subscribe", "payload": payload}))

@@ -1,6 +1,7 @@
 """Every table, imported here so that ``Base.metadata`` is complete for Alembic and tests."""
 
 from server.storage.tables.access import ApiKeyRow, PartnerRow
+from server.storage.tables.analytics import AnalyticsReleaseRow, BiAggregateRow, SegmentSketchRow
 from server.storage.tables.audit import AuditEntryRow, AuditHeadRow
 from server.storage.tables.compliance import ErasureReceiptRow, SubjectRequestRow, SubjectRestrictionRow
 from server.storage.tables.identity import DerivedRebuildRow, IdentityMergeRow, SubjectTraitsRow
@@ -19,18 +20,30 @@ from server.storage.tables.profiles import (
     ProfileSummaryRow,
 )
 from server.storage.tables.quality import DataQualityReportRow, IngestTallyRow
+from server.storage.tables.segments import (
+    GrantAudienceRow,
+    GrantChangeRow,
+    SegmentGrantRow,
+    SegmentMembershipRow,
+    SegmentRow,
+    TrustedDocumentRow,
+)
 from server.storage.tables.subjects import EventRow, IdentityRow, MessageReceiptRow, SubjectRow
 
 __all__ = [
+    "AnalyticsReleaseRow",
     "ApiKeyRow",
     "AuditEntryRow",
     "AuditHeadRow",
+    "BiAggregateRow",
     "ConsentRecordRow",
     "ConsentStateRow",
     "DataQualityReportRow",
     "DerivedRebuildRow",
     "ErasureReceiptRow",
     "EventRow",
+    "GrantAudienceRow",
+    "GrantChangeRow",
     "IdentityMergeRow",
     "IdentityRow",
     "IngestTallyRow",
@@ -41,6 +54,10 @@ __all__ = [
     "ProfileDailyRow",
     "ProfileInterestRow",
     "ProfileSummaryRow",
+    "SegmentGrantRow",
+    "SegmentMembershipRow",
+    "SegmentRow",
+    "SegmentSketchRow",
     "SubjectKeyRow",
     "SubjectPiiRow",
     "SubjectRequestRow",
@@ -48,4 +65,5 @@ __all__ = [
     "SubjectRow",
     "SubjectTraitsRow",
     "SuppressionRow",
+    "TrustedDocumentRow",
 ]
