@@ -1,7 +1,8 @@
 """Segment stays written the way the evaluator writes them, for tests that need a member to enter or
 leave at an exact moment (pages stable while the segment changes, a feed resumed mid-way).
 
-Revocations go through the real service (``server.segments.grants``), as a marketer's would; a
+Grants are opened and revocations made by the real service code (``server.segments.grants``,
+``server.segments.memberships.open_grant``), as a marketer's would be; a
 subject entering opens a stay (``segment_memberships``),
 and, for each grant of the segment, adds an audience row and an ``enter`` entry that carries the
 partner's pseudonym (encoded with the real codec); leaving closes the stay and writes the ``exit``
@@ -22,6 +23,7 @@ from server.auth.principal import SYSTEM_ACTOR
 from server.runtime import Runtime
 from server.segments import grants
 from server.segments.exits import ENTER, EXIT
+from server.segments.memberships import open_grant
 from server.storage.locks import serialize_change_log_writes
 from server.storage.tables import (
     GrantAudienceRow,
@@ -65,13 +67,14 @@ def segment(runtime: Runtime, name: str | None = None) -> tuple[int, str]:
 
 def grant(runtime: Runtime, segment_id: int, partner_id: int, purpose: Purpose) -> Grant:
     """A grant row as the service writes it (the service refuses a segment whose rule it cannot
-    read, which these are on purpose)."""
+    read, which these are on purpose), opened in the same unit as the service opens it: the partner
+    is told of every current member it may know at once, so no test waits on the segment worker."""
     with runtime.unit_of_work(SYSTEM_ACTOR) as unit:
-        row = SegmentGrantRow(
-            segment_id=segment_id, partner_id=partner_id, purpose=purpose.value, granted_at=unit.clock()
-        )
+        now = unit.clock()
+        row = SegmentGrantRow(segment_id=segment_id, partner_id=partner_id, purpose=purpose.value, granted_at=now)
         unit.session.add(row)
         unit.session.flush()
+        open_grant(unit.session, row.id, unit.kit.partner_pseudonyms, now=now)
         name = unit.session.scalar(select(SegmentRow.name).where(SegmentRow.id == segment_id))
         assert name is not None
         return Grant(row.id, segment_id, name, partner_id, purpose)
