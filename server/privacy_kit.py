@@ -15,6 +15,7 @@ from privacy.message_keys import MessageKeys
 from privacy.noise import NoiseSource
 from privacy.partner_pseudonyms import PartnerPseudonymCodec
 from privacy.pseudonyms import Pseudonymizer
+from privacy.sealed_tokens import TokenSealer
 from server.settings import Settings
 
 
@@ -25,6 +26,7 @@ class PrivacyKit:
     pseudonymizer: Pseudonymizer
     key_wrapper: KeyWrapper
     partner_pseudonyms: PartnerPseudonymCodec
+    token_sealer: TokenSealer
     message_keys: MessageKeys
     labels: LabelKeeper
     noise: NoiseSource
@@ -44,6 +46,7 @@ def build_kit(keyring: Keyring, settings: Settings) -> PrivacyKit:
         pseudonymizer=Pseudonymizer(keyring),
         key_wrapper=KeyWrapper(keyring),
         partner_pseudonyms=PartnerPseudonymCodec(keyring),
+        token_sealer=TokenSealer(keyring),
         message_keys=MessageKeys(keyring),
         labels=LabelKeeper(keyring, BUILT_IN_LABELS | settings.declared_labels),
         noise=NoiseSource(keyring),

@@ -109,10 +109,11 @@ class PartnerQueries:
     async def segment_changes(
         self, info: Info[Context, None], after: str | None = None, first: int = feed.DEFAULT_PAGE
     ) -> SegmentChangeConnection:
+        kit = info.context.runtime.kit
         scope = partner_scope(info.context.caller)
         try:
             page = await info.context.read(
-                lambda session: feed.segment_changes(session, partner=scope, after=after, first=first)
+                lambda session: feed.segment_changes(session, kit, partner=scope, after=after, first=first)
             )
         except PartnerReadError as error:
             return refused_changes(error)

@@ -2,8 +2,9 @@
 
 Entries are ``grant_changes`` rows of the partner's grants in force (revoked grants are left out
 at once, old entries included), in ``seq`` order, each with the pseudonym it was written with.
-The cursor is the last entry's seq (``server.partners.cursors``): a partner that stores it resumes
-exactly where it stopped after any outage, and since writers of the log take turns
+The cursor is the last entry's seq, sealed for this partner (``server.partners.cursors``): a partner
+that stores it resumes exactly where it stopped after any outage (across a key rotation too, while
+the old key version is kept), and since writers of the log take turns
 (``server.storage.locks``) no entry can commit behind a cursor already handed out.
 
 The feed shows what the evaluator told, nothing live: a consent withdrawal, a restriction or an
@@ -31,6 +32,7 @@ from server.auth import api_keys
 from server.auth.principal import Principal
 from server.partners.cursors import feed_cursor, feed_seq
 from server.partners.grants import PartnerReadError, PartnerScope, active_grants, partner_scope
+from server.privacy_kit import PrivacyKit
 from server.runtime import Runtime
 from server.storage.base import UtcDateTime
 
@@ -77,7 +79,8 @@ class ChangePage:
     entries: tuple[ChangeEntry, ...]
     has_next_page: bool
     end_cursor: str
-    """The last entry's cursor, or the cursor asked from when there is none: where to poll next."""
+    """The last entry's cursor, or the position asked from (sealed anew) when there is none: where to
+    poll next."""
 
 
 class KeyRevoked(Exception):
@@ -85,19 +88,31 @@ class KeyRevoked(Exception):
 
 
 def segment_changes(
-    session: Session, *, partner: PartnerScope, after: str | None = None, first: int = DEFAULT_PAGE
+    session: Session,
+    kit: PrivacyKit,
+    *,
+    partner: PartnerScope,
+    after: str | None = None,
+    first: int = DEFAULT_PAGE,
 ) -> ChangePage:
-    """Entries of the partner's grants in force after the cursor ``after``, oldest first."""
+    """Entries of the partner's grants in force after the cursor ``after``, oldest first.
+
+    Every cursor is sealed under the current key version, the end cursor of an empty page too, so a
+    partner polling an idle feed moves to a new key version on its next poll after a rotation.
+    """
     if not 1 <= first <= MAX_PAGE:
         raise PartnerReadError("INVALID_FIRST", f"first must be between 1 and {MAX_PAGE}", field="first")
-    start = feed_seq(after)
+    sealer, partner_id = kit.token_sealer, partner.partner_id
+    start = feed_seq(after, sealer=sealer, partner_id=partner_id)
     grants = {grant.grant_id: grant for grant in active_grants(session, partner)}
     if not grants:
-        return ChangePage(entries=(), has_next_page=False, end_cursor=feed_cursor(start))
+        return ChangePage(
+            entries=(), has_next_page=False, end_cursor=feed_cursor(sealer, partner_id=partner_id, seq=start)
+        )
     rows = session.execute(_CHANGES, {"grants": sorted(grants), "after": start, "limit": first + 1}).all()
     entries = tuple(
         ChangeEntry(
-            cursor=feed_cursor(int(seq)),
+            cursor=feed_cursor(sealer, partner_id=partner_id, seq=int(seq)),
             kind=kind,
             pseudonym=PartnerPseudonym(pseudonym),
             segment=grants[int(grant_id)].segment,
@@ -106,7 +121,7 @@ def segment_changes(
         )
         for seq, grant_id, kind, pseudonym, at in rows[:first]
     )
-    end = entries[-1].cursor if entries else feed_cursor(start)
+    end = entries[-1].cursor if entries else feed_cursor(sealer, partner_id=partner_id, seq=start)
     return ChangePage(entries=entries, has_next_page=len(rows) > first, end_cursor=end)
 
 
@@ -117,14 +132,15 @@ async def follow_changes(
 
     The key and its partner's declared purposes are read again on every poll (one indexed read).
     """
-    feed_seq(after)  # a bad cursor is refused before anything is pushed
+    # A bad cursor is refused before anything is pushed.
+    feed_seq(after, sealer=runtime.kit.token_sealer, partner_id=partner_scope(principal).partner_id)
     cursor = after
     while True:
         current = await _in_session(runtime, lambda session: api_keys.current_principal(session, principal))
         if current is None:
             raise KeyRevoked
         scope = partner_scope(current)
-        page = await _in_session(runtime, functools.partial(_page, scope=scope, after=cursor))
+        page = await _in_session(runtime, functools.partial(_page, runtime.kit, scope=scope, after=cursor))
         for entry in page.entries:
             yield entry
         cursor = page.end_cursor
@@ -132,8 +148,8 @@ async def follow_changes(
             await asyncio.sleep(interval_s)
 
 
-def _page(session: Session, *, scope: PartnerScope, after: str | None) -> ChangePage:
-    return segment_changes(session, partner=scope, after=after, first=MAX_PAGE)
+def _page(kit: PrivacyKit, session: Session, *, scope: PartnerScope, after: str | None) -> ChangePage:
+    return segment_changes(session, kit, partner=scope, after=after, first=MAX_PAGE)
 
 
 async def _in_session(runtime: Runtime, work: Callable[[Session], T]) -> T:

@@ -4,8 +4,8 @@ The first page fixes a snapshot ``S``: the latest ``grant_changes.seq`` of the g
 at ``S`` are the audience rows entered at or before ``S`` (still in, since an exit deletes the row)
 and the subjects whose first change after ``S`` is an exit (they were in at ``S`` and left since).
 Pages walk that set in subject-id order; every cursor carries ``S`` and the last member's
-pseudonym (``server.partners.cursors``), so a member entering or leaving meanwhile neither shifts
-a page nor appears twice. One statement per page, set-based.
+pseudonym, sealed for this partner (``server.partners.cursors``), so a member entering or leaving
+meanwhile neither shifts a page nor appears twice. One statement per page, set-based.
 
 Consent is read live on every page, never frozen in the snapshot: a member shows only while it
 grants the grant's purpose and sharing with this partner and is under no restriction, so a
@@ -86,11 +86,13 @@ def segment_members(
         raise PartnerReadError("INVALID_FIRST", f"first must be between 1 and {MAX_PAGE}", field="first")
     grant = grant_named(session, partner, segment, purpose)
     latest = int(session.scalar(_SNAPSHOT, {"grant": grant.grant_id}) or 0)
-    codec = kit.partner_pseudonyms
+    codec, sealer = kit.partner_pseudonyms, kit.token_sealer
     if after is None:
         snapshot, after_subject = latest, 0
     else:
-        position = read_member_cursor(after, codec=codec, partner_id=partner.partner_id, grant_id=grant.grant_id)
+        position = read_member_cursor(
+            after, sealer=sealer, codec=codec, partner_id=partner.partner_id, grant_id=grant.grant_id
+        )
         if position.snapshot > latest:
             raise PartnerReadError(BAD_CURSOR, "after is not a cursor this connection returned", field="after")
         snapshot, after_subject = position.snapshot, position.after_subject
@@ -113,5 +115,9 @@ def segment_members(
     ]
     shown = found[:first]
     pseudonyms = codec.encode_many(partner.partner_id, shown)
-    members = tuple(Member(p, member_cursor(grant.grant_id, snapshot, p)) for p in pseudonyms)
+    partner_id = partner.partner_id
+    members = tuple(
+        Member(p, member_cursor(sealer, partner_id=partner_id, grant_id=grant.grant_id, snapshot=snapshot, last=p))
+        for p in pseudonyms
+    )
     return MemberPage(segment=grant.segment, purpose=grant.purpose, members=members, has_next_page=len(found) > first)

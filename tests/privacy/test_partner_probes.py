@@ -14,8 +14,10 @@ import secrets
 import pytest
 
 from privacy.identifiers import IdentifierKind, normalize
+from privacy.partner_pseudonyms import PartnerPseudonym
 from privacy.purposes import Purpose
 from server.auth.principal import Role
+from server.partners.cursors import feed_cursor, member_cursor, read_member_cursor
 from server.subjects.service import find_subject
 from tests.partners import seed
 from tests.partners.visitors import (
@@ -159,10 +161,28 @@ def test_two_partners_pseudonyms_for_one_person_share_nothing(live_server: LiveS
     assert mine not in feed_first
     assert theirs not in feed_second
     assert str(subject) not in feed_first + feed_second
-    # The other partner's pseudonym, dressed up as a cursor of mine, is refused.
-    forged = base64.urlsafe_b64encode(f"members:1:{grants[0].id}:999999:{theirs}".encode()).decode()
-    refused = members_page(live_server, second.token, name, first=1, after=forged)
-    assert [e["code"] for e in refused["errors"]] == ["BAD_CURSOR"]
+    # The other partner's pseudonym, dressed up as a cursor of mine, is refused: in its own cursor (sealed
+    # for the other partner), in the plain form cursors once had, and even sealed for me by someone
+    # holding the key, at a real snapshot of my grant (the pseudonym inside must be one my key made).
+    [their_cursor] = [e["cursor"] for e in members_page(live_server, first.token, name, first=1)["edges"]]
+    [my_cursor] = [e["cursor"] for e in members_page(live_server, second.token, name, first=1)["edges"]]
+    kit = runtime.kit
+    mine_at = read_member_cursor(
+        my_cursor, sealer=kit.token_sealer, codec=kit.partner_pseudonyms, partner_id=second.id, grant_id=grants[0].id
+    )
+    handmade = base64.urlsafe_b64encode(f"members:1:{grants[0].id}:{mine_at.snapshot}:{theirs}".encode()).decode()
+    sealed_for_me = member_cursor(
+        kit.token_sealer,
+        partner_id=second.id,
+        grant_id=grants[0].id,
+        snapshot=mine_at.snapshot,
+        last=PartnerPseudonym(theirs),
+    )
+    for forged in (their_cursor, handmade, sealed_for_me):
+        refused = members_page(live_server, second.token, name, first=1, after=forged)
+        assert [(e["code"], e["message"]) for e in refused["errors"]] == [
+            ("BAD_CURSOR", "after is not a cursor this connection returned")
+        ]
 
 
 @pytest.mark.parametrize("role", [Role.MARKETER, Role.ANALYST, Role.COMPLIANCE, Role.ADMIN])
@@ -202,15 +222,39 @@ def test_forged_and_altered_cursors_are_refused_without_echo(live_server: LiveSe
     seen = visible_person(live_server, partner)
     name = seen.grant.segment
     cursor = members_page(live_server, partner.token, name, first=1)["pageInfo"]["endCursor"]
-    plain = base64.urlsafe_b64decode(cursor).decode()
-    prefix, grant_id, snapshot, pseudonym = plain.rsplit(":", 3)
+    kit = live_server.runtime.kit
+    at = read_member_cursor(
+        cursor, sealer=kit.token_sealer, codec=kit.partner_pseudonyms, partner_id=partner.id, grant_id=seen.grant.id
+    )
+    pseudonym = kit.partner_pseudonyms.encode(partner.id, at.after_subject)
     flipped = pseudonym[:-1] + ("A" if pseudonym[-1] != "A" else "B")
+    raw = bytearray(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    raw[len(raw) // 2] ^= 0x01
+
+    def plain(snapshot: int, last: str) -> str:
+        """The form cursors had before they were sealed, which the server once accepted."""
+        return base64.urlsafe_b64encode(f"members:1:{seen.grant.id}:{snapshot}:{last}".encode()).decode()
+
+    def sealed(snapshot: int, last: str) -> str:
+        """Sealed for this partner with the server's own key: only what is inside is wrong."""
+        return member_cursor(
+            kit.token_sealer,
+            partner_id=partner.id,
+            grant_id=seen.grant.id,
+            snapshot=snapshot,
+            last=PartnerPseudonym(last),
+        )
+
     forgeries = [
         cursor[:-2],
         cursor + "A",
-        base64.urlsafe_b64encode(f"{prefix}:{grant_id}:{snapshot}:{flipped}".encode()).decode(),
-        base64.urlsafe_b64encode(f"{prefix}:{grant_id}:{int(snapshot) + 10**9}:{pseudonym}".encode()).decode(),
-        base64.urlsafe_b64encode(f"{prefix}:{grant_id}:{snapshot}:{seen.subject}".encode()).decode(),
+        base64.urlsafe_b64encode(bytes(raw)).rstrip(b"=").decode(),
+        plain(at.snapshot, pseudonym),
+        plain(at.snapshot, flipped),
+        sealed(at.snapshot, flipped),
+        sealed(at.snapshot + 10**9, pseudonym),
+        sealed(at.snapshot, str(seen.subject)),
+        feed_cursor(kit.token_sealer, partner_id=partner.id, seq=at.snapshot),
     ]
     for forged in forgeries:
         page = members_page(live_server, partner.token, name, first=1, after=forged)
