@@ -25,10 +25,9 @@ from sqlalchemy.orm import Session
 from server.analytics.population import countable_members
 from server.analytics.sizes import known_segment
 from server.profiles.config import ProfileConfig
-from server.profiles.inputs import feature_inputs
 from server.profiles.partitions import partitions_of
-from server.profiles.tiers import CutPoints, latest_cut_points
-from server.segments.evaluate import SUBJECTS_PER_PARTITION, evaluated_subjects
+from server.profiles.tiers import latest_cut_points
+from server.segments.evaluate import SUBJECTS_PER_PARTITION, scope_inputs
 from server.segments.rule_frame import Needs, rule_frame
 from server.segments.scope import Scope
 from server.storage.arrow_reads import SessionReader
@@ -77,29 +76,17 @@ def countable_features(
         members = countable_members(SessionReader(session), [population.segment_id])["subject_id"]
     cut_points = latest_cut_points(session)
     profiles = int(session.scalar(select(func.count()).select_from(ProfileSummaryRow)) or 0)
-    frames = []
-    for partition in partitions_of(max(1, math.ceil(profiles / SUBJECTS_PER_PARTITION))):
-        subjects = pl.Series("subject_id", evaluated_subjects(session, Scope.of_partition(partition)), pl.Int64())
-        if members is not None:
-            subjects = subjects.filter(subjects.is_in(members.implode()))
-        if not subjects.is_empty():
-            frames.append(_frame(session, subjects, columns, needs, as_of, config, cut_points, taxonomy))
-    if not frames:  # nobody: the frame still has its columns' types
-        empty = pl.Series("subject_id", [], pl.Int64())
-        frames.append(_frame(session, empty, columns, needs, as_of, config, cut_points, taxonomy))
+    frames = [
+        rule_frame(
+            scope_inputs(session, Scope.of_partition(partition), within=members),
+            needs,
+            as_of=as_of,
+            config=config,
+            cut_points=cut_points,
+            taxonomy=taxonomy,
+        )
+        .select(columns)
+        .collect()
+        for partition in partitions_of(max(1, math.ceil(profiles / SUBJECTS_PER_PARTITION)))
+    ]
     return pl.concat(frames)
-
-
-def _frame(
-    session: Session,
-    subjects: pl.Series,
-    columns: Sequence[str],
-    needs: Needs,
-    as_of: datetime,
-    config: ProfileConfig,
-    cut_points: CutPoints | None,
-    taxonomy: Taxonomy,
-) -> pl.DataFrame:
-    inputs = feature_inputs(session, subjects.to_list())
-    frame = rule_frame(inputs, needs, as_of=as_of, config=config, cut_points=cut_points, taxonomy=taxonomy)
-    return frame.select(columns).collect()

@@ -39,11 +39,15 @@ def identities_of(session: Session, subject_ids: Sequence[int]) -> pl.DataFrame:
     )
 
 
-def feature_inputs(session: Session, subject_ids: Sequence[int], *, explained: bool = False) -> FeatureInputs:
+def feature_inputs(
+    session: Session, subject_ids: Sequence[int], *, explained: bool = False, everyone: bool = False
+) -> FeatureInputs:
     """``explained``: also read the subjects' events, which interest explanations are counted from
-    (a profile read of one person; not for populations)."""
+    (a profile read of one person; not for populations). ``everyone``: the subjects are the whole
+    population that holds state, so the state tables are scanned rather than looked up
+    (``read_state``)."""
     return FeatureInputs.of(
-        read_state(session, subject_ids),
+        read_state(session, subject_ids, scan=everyone),
         traits=traits_of(session, subject_ids),
         identities=identities_of(session, subject_ids),
         events=events_of(session, subject_ids) if explained else None,

@@ -33,6 +33,7 @@ from server.frames.profiles import (
 )
 from server.profiles.config import InterestConfig
 from server.profiles.state import ProfileState, combine, state_of
+from server.storage.arrow_reads import SessionReader
 from server.storage.base import Base
 from server.storage.bulk import bulk_accumulate, bulk_insert, bulk_upsert
 from server.storage.lookup import frame_where_in, rows_per_subject, select_where_in
@@ -84,8 +85,25 @@ def consenting(session: Session, subject_ids: Sequence[int]) -> list[int]:
     return sorted(int(row[0]) for row in rows)
 
 
-def read_state(session: Session, subject_ids: Sequence[int]) -> ProfileState:
+def read_state(session: Session, subject_ids: Sequence[int], *, scan: bool = False) -> ProfileState:
+    """The stored state of ``subject_ids``.
+
+    ``scan``: read each table whole, in one sequential pass, and keep the subjects' rows here. For
+    a population holding most of the state (a single partition of everyone) it is the faster way
+    on SQLite, where a read by key list or key range visits the key's index and then the table row
+    by row (profile_daily on the demo: 0.56 s scanned against 2-4x that by ids or by range).
+    """
     ids = sorted(set(subject_ids))
+    if scan:
+        reader, wanted = SessionReader(session), pl.Series("subject_id", ids, pl.Int64()).implode()
+        return ProfileState(
+            *(
+                reader.frame(f"SELECT {', '.join(schema)} FROM {model.__tablename__}", schema).filter(
+                    pl.col("subject_id").is_in(wanted)
+                )
+                for model, schema in STATE_TABLES
+            )
+        )
     frames = [
         frame_where_in(
             session, f"SELECT {', '.join(schema)} FROM {model.__tablename__} WHERE subject_id {{in}}", ids, schema

@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session
 
 from server.auth.principal import SYSTEM_ACTOR
 from server.observability.logs import failure_fields
+from server.profiles.features import FeatureInputs
 from server.profiles.inputs import feature_inputs
 from server.profiles.partitions import partitions_of
 from server.profiles.tiers import latest_cut_points
@@ -66,6 +67,7 @@ __all__ = [
     "evaluate_scope",
     "evaluate_subjects",
     "evaluated_subjects",
+    "scope_inputs",
 ]
 
 logger = logging.getLogger("audience.segments")
@@ -99,6 +101,19 @@ def evaluated_subjects(session: Session, scope: Scope) -> list[int]:
     return [int(row[0]) for row in session.execute(statement, params)]
 
 
+def scope_inputs(session: Session, scope: Scope, *, within: pl.Series | None = None) -> FeatureInputs:
+    """The feature inputs of the scope's evaluated subjects (of those among ``within``, when given).
+
+    A scope of everyone (the single partition of a population under ``SUBJECTS_PER_PARTITION``)
+    scans the state tables instead of looking its subjects up (``read_state``), unless they are
+    few enough for one lookup."""
+    subjects = pl.Series("subject_id", evaluated_subjects(session, scope), pl.Int64())
+    if within is not None:
+        subjects = subjects.filter(subjects.is_in(within.implode()))
+    everyone = scope.partition is not None and scope.partition.count == 1 and subjects.len() > MAX_LISTED
+    return feature_inputs(session, subjects.to_list(), everyone=everyone)
+
+
 def evaluate_scope(
     unit: UnitOfWork, scope: Scope, plan: Plan, *, as_of: datetime, taxonomy: Taxonomy
 ) -> dict[int, int]:
@@ -106,7 +121,7 @@ def evaluate_scope(
     members. Failures found on the data are added to ``plan.failures``."""
     session = unit.session
     stored = stored_members(session, scope, [segment.id for segment in plan.order])
-    inputs = feature_inputs(session, evaluated_subjects(session, scope))
+    inputs = scope_inputs(session, scope)
     frame = rule_frame(
         inputs,
         plan.needs,

@@ -20,13 +20,12 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from server.profiles.config import ProfileConfig
-from server.profiles.inputs import feature_inputs
 from server.profiles.partitions import partitions_of
 from server.profiles.tiers import latest_cut_points
 from server.runtime import UnitOfWork
 from server.segments.compile import compile_rule
 from server.segments.definitions import check_rule
-from server.segments.evaluate import SUBJECTS_PER_PARTITION, evaluated_subjects
+from server.segments.evaluate import SUBJECTS_PER_PARTITION, scope_inputs
 from server.segments.memberships import stored_members
 from server.segments.rule_frame import needs_of, rule_frame, segment_column
 from server.segments.rules import Rule
@@ -52,7 +51,7 @@ def matching_frames(
     for partition in partitions_of(max(1, math.ceil(profiles / SUBJECTS_PER_PARTITION))):
         scope = Scope.of_partition(partition)
         frame = rule_frame(
-            feature_inputs(session, evaluated_subjects(session, scope)),
+            scope_inputs(session, scope),
             needs,
             as_of=as_of,
             config=config,
