@@ -56,6 +56,9 @@ WINDOWS: Final = (7, 30, 90)
 MONETARY_WINDOW: Final = 90
 DEVICE_KIND: Final = "device_id"
 EPOCH: Final = date(1970, 1, 1)
+RANK_DECIMALS: Final = 12
+"""Places to which interest scores (0..1) are compared when ranked: far below any difference a
+person's events make, far above a float's rounding error (about 1e-16)."""
 
 
 class LifecycleStage(enum.StrEnum):
@@ -311,7 +314,10 @@ def shown_interests(
     (``decayed_interests``: ``raw``), scoring ``raw / (raw + saturation)``. Sensitive topics (GDPR
     Art. 9: ``taxonomy.is_sensitive``) are never shown and never counted into a parent's score.
     A bot-like subject shows none, nor does a subject without an event up to ``as_of``'s day (it
-    has no profile then). Ties rank by topic id, so the order is stable.
+    has no profile then). Ties rank by topic id, so the order is stable: scores are compared to
+    ``RANK_DECIMALS`` places, because two topics scored by the same events (a topic and its parent,
+    say) are equal in arithmetic but may differ in the last bits of a float, by a sign that changes
+    with ``as_of``; compared unrounded, their order flipped from one read to the next.
     """
     shown = taxonomy.frame.lazy().filter(~pl.col("sensitive")).select(pl.col("id").alias("topic"), "name")
     # Subjects with an event up to as_of (as ``features`` has them), bot-like ones left out.
@@ -323,7 +329,7 @@ def shown_interests(
         .join(people, on="subject_id", how="semi")
         .join(config.interests.half_lives().lazy(), on="topic", how="inner")
         .with_columns(score=pl.col("raw") / (pl.col("raw") + saturation))
-        .sort(["subject_id", "score", "topic"], descending=[False, True, False])
+        .sort(["subject_id", pl.col("score").round(RANK_DECIMALS), "topic"], descending=[False, True, False])
         .with_columns(rank=pl.int_range(1, pl.len() + 1, dtype=pl.Int64).over("subject_id"))
     )
 

@@ -76,6 +76,24 @@ def test_top_k_per_subject_with_ties_in_topic_order() -> None:
     assert [(i["rank"], i["topic"]) for i in interests(frame, 2)] == [(1, "automotive")]
 
 
+@pytest.mark.parametrize("ulps", [-2, 2])
+def test_scores_equal_but_for_a_floats_last_bits_still_rank_in_topic_order(ulps: int) -> None:
+    """Two topics scored by the same events differ only by rounding error, whose sign changes with the
+    read time: their order must not follow it (a partner saw two lookups a second apart disagree)."""
+    events = [(1, "page_view", "web", AS_OF, "travel", None), (1, "page_view", "web", AS_OF, "automotive", None)]
+    inputs = inputs_of(events)
+    travel = pl.col("topic") == "travel"
+    nudged = inputs.interests.with_columns(
+        pl.when(travel).then(pl.col("score") * (1 + ulps * 2.0**-52)).otherwise(pl.col("score")).alias("score")
+    )
+    frame = top_interests(
+        dataclasses.replace(inputs, interests=nudged), as_of=AS_OF, config=CONFIG, taxonomy=TAXONOMY
+    ).collect()
+    scores = {i["topic"]: i["score"] for i in interests(frame)}
+    assert scores["travel"] != scores["automotive"]  # the nudge is there
+    assert [i["topic"] for i in interests(frame)] == ["automotive", "travel"]
+
+
 def test_each_interest_explains_itself() -> None:
     events = [
         (1, "page_view", "web", days_ago(3), "sports/football", None),
