@@ -6,7 +6,8 @@ The visitor lookup is the hot path (DESIGN: 2,000 lookups/s on two workers); bui
 overhead, so this module evaluates the same definition over the handful of accumulators one
 subject holds: each decays to ``as_of`` with its topic's half-life (``2^(-elapsed/h)``, never grown
 for a later ``as_of``), a topic counts as itself and every ancestor, sensitive topics are never
-counted nor shown, ``score = raw / (raw + saturation)``, ties rank by topic id, and a bot-like
+counted nor shown, ``score = raw / (raw + saturation)``, ties (to ``RANK_DECIMALS`` places) rank by
+topic id, and a bot-like
 subject or one without an event up to ``as_of``'s day shows none. Every constant comes from the
 same ``ProfileConfig`` and taxonomy. ``tests/partners/test_interest_parity.py`` checks the
 answers against ``top_interests`` on random states; a change there must be made here too.
@@ -22,6 +23,7 @@ from types import MappingProxyType
 from typing import Final
 
 from server.profiles.config import ProfileConfig
+from server.profiles.features import RANK_DECIMALS
 from server.profiles.state import LN2, MICROSECONDS_PER_DAY
 from server.taxonomy.taxonomy import Taxonomy
 
@@ -114,5 +116,5 @@ def ranked_interests(
         for topic, value in raw.items()
         if topic in index.names and topic in index.half_lives
     ]
-    scored.sort(key=lambda pair: (-pair[0], pair[1]))
+    scored.sort(key=lambda pair: (-round(pair[0], RANK_DECIMALS), pair[1]))  # as top_interests compares them
     return [RankedInterest(topic, index.names[topic], score) for score, topic in scored[:top_k]]

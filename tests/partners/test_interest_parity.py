@@ -85,3 +85,15 @@ def test_ranked_interests_equal_the_profiles(
     assert [(i.topic, i.name) for i in got] == [(topic, name) for topic, name, _ in expected]
     for interest, (_, _, score) in zip(got, expected, strict=True):
         assert interest.score == pytest.approx(score, rel=1e-12)
+
+
+@pytest.mark.parametrize("ulps", [-2, 2])
+def test_interests_equal_but_for_a_floats_last_bits_rank_in_topic_order(ulps: int) -> None:
+    """As ``top_interests`` ranks them: the sign of a rounding error must not order a partner's answer."""
+    accumulators = [
+        Accumulator("travel", 3.0 * (1 + ulps * 2.0**-52), NOW),
+        Accumulator("automotive", 3.0, NOW),
+    ]
+    ranked = ranked_interests(interest_index(CONFIG, TAXONOMY), accumulators, busiest_day_events=1, as_of=NOW, top_k=5)
+    assert ranked[0].score != ranked[1].score
+    assert [interest.topic for interest in ranked] == ["automotive", "travel"]
