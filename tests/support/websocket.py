@@ -16,7 +16,7 @@ from websockets.typing import Subprotocol
 from tests.support.live_server import LiveServer
 
 TRANSPORT_WS = Subprotocol("graphql-transport-ws")
-WAIT_S = 10.0
+WAIT_S = 30.0  # as long as ``LiveServer.graphql`` waits for an answer over HTTP
 
 
 def ws_url(server: LiveServer) -> str:
