@@ -87,7 +87,9 @@ class TransportSocket:
 def transport_socket(server: LiveServer, token: str | None) -> Iterator[TransportSocket]:
     """An acknowledged graphql-transport-ws connection."""
     headers = {"authorization": f"Bearer {token}"} if token else {}
-    with connect(ws_url(server), subprotocols=[TRANSPORT_WS], additional_headers=headers, open_timeout=5) as socket:
+    with connect(
+        ws_url(server), subprotocols=[TRANSPORT_WS], additional_headers=headers, open_timeout=WAIT_S
+    ) as socket:
         socket.send(json.dumps({"type": "connection_init"}))
         acknowledged = json.loads(socket.recv(timeout=WAIT_S))
         if acknowledged.get("type") != "connection_ack":
