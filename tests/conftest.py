@@ -4,6 +4,8 @@ from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 from pydantic import SecretStr
 
 from privacy.keyring import Keyring, dumps_keyring, generate_keyring
@@ -20,6 +22,12 @@ from tests.support.databases import (
     skip_or_fail,
 )
 from tests.support.live_server import LiveServer, start_server
+
+# Property tests run beside live servers and PostgreSQL on a shared 2-core machine, where any example
+# can be held up past Hypothesis's 200 ms deadline, and the first inputs drawn slower than its 1 s
+# health check: neither is a failure of the property. A test's own @settings still sets the rest.
+hypothesis_settings.register_profile("audience", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+hypothesis_settings.load_profile("audience")
 
 
 @pytest.fixture(scope="session")

@@ -76,7 +76,11 @@ class Installation:
         runtime = self.runtime()
         try:
             with runtime.sessions() as session:
-                return list(session.scalars(select(AuditEntryRow.details).where(AuditEntryRow.action == action)))
+                return list(
+                    session.scalars(
+                        select(AuditEntryRow.details).where(AuditEntryRow.action == action).order_by(AuditEntryRow.seq)
+                    )
+                )
         finally:
             runtime.dispose()
 

@@ -12,7 +12,6 @@ import re
 from typing import Any
 
 import httpx
-import pytest
 
 from privacy.purposes import Purpose
 from schema import build_schema, registered_execution
@@ -24,7 +23,7 @@ from server.partners import service as partners
 from server.runtime import Runtime
 from server.trusted_documents import service as trusted_documents
 from tests.http.test_trusted_documents import document_id, partner_key, register, run_by_id
-from tests.partners.visitors import VISITOR, partner_app, visible_person
+from tests.partners.visitors import VISITOR, Decaying, partner_app, visible_person
 from tests.support.live_server import LiveServer
 
 LOOKUP = VISITOR.replace("query(", "query Lookup(", 1)
@@ -42,11 +41,11 @@ def by_id(server: LiveServer, token: str, variables: dict[str, Any]) -> dict[str
 
 
 def comparable(answer: dict[str, Any]) -> dict[str, Any]:
-    """The answer without ``asOf``; scores (which decay between the two asks) approximately."""
+    """The answer without ``asOf``; scores, which decay between the two asks, within 1e-4 (``Decaying``)."""
     visitor = (answer.get("data") or {}).get("visitor")
     if visitor is None:
         return {"errors": answer.get("errors"), "visitor": None}
-    interests = [{**i, "score": pytest.approx(i["score"], rel=1e-6)} for i in visitor["interests"]]
+    interests = [{**i, "score": Decaying(i["score"])} for i in visitor["interests"]]
     return {"errors": answer.get("errors"), "segments": visitor["segments"], "interests": interests}
 
 

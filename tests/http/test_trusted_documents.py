@@ -85,9 +85,11 @@ def test_registering_again_changes_nothing_and_is_audited(live_server: LiveServe
     with live_server.runtime.sessions() as session:
         row = session.get(TrustedDocumentRow, document_id(text).removeprefix("sha256:"))
         audited = session.scalars(
-            select(AuditEntryRow.details).where(
+            select(AuditEntryRow.details)
+            .where(
                 AuditEntryRow.action == "trusted_documents.register", AuditEntryRow.target == f"partner:{partner_id}"
             )
+            .order_by(AuditEntryRow.seq)
         ).all()
     assert row is not None
     assert row.document == text

@@ -14,7 +14,7 @@ from websockets.typing import Subprotocol
 from server.auth.principal import Role
 from server.http.graphql_endpoint import _unauthenticated
 from tests.support.live_server import LiveServer
-from tests.support.websocket import ws_url
+from tests.support.websocket import WAIT_S, ws_url
 
 
 def handshake(server: LiveServer, protocol: str, token: str | None) -> str:
@@ -24,10 +24,10 @@ def handshake(server: LiveServer, protocol: str, token: str | None) -> str:
         ws_url(server),
         subprotocols=[Subprotocol(protocol)],
         additional_headers=headers,
-        open_timeout=5,
+        open_timeout=WAIT_S,
     ) as socket:
         socket.send(json.dumps({"type": "connection_init"}))
-        return str(json.loads(socket.recv(timeout=5))["type"])
+        return str(json.loads(socket.recv(timeout=WAIT_S))["type"])
 
 
 def test_legacy_graphql_ws_protocol_is_refused(live_server: LiveServer) -> None:

@@ -82,7 +82,7 @@ def test_bad_cursors_and_page_sizes_are_refused(live_server: LiveServer) -> None
 
 
 def _next_payloads(
-    socket: TransportSocket, operation: str, count: int, timeout_s: float = 10.0
+    socket: TransportSocket, operation: str, count: int, timeout_s: float = 30.0
 ) -> list[dict[str, Any]]:
     """The next ``count`` messages of ``operation`` (``next`` payloads, or an ``error``/``complete``)."""
     received: list[dict[str, Any]] = []

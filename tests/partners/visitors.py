@@ -98,14 +98,21 @@ def known_person(server: LiveServer, *, purposes: list[str] | None = None, event
 
 def sent_by(server: LiveServer, partner: PartnerApp, person: Person, *, statement: list[str] | None = None) -> Person:
     """``partner`` sends an event of ``person`` with its own user id and a device id (and the email,
-    which attaches the record to the person we know)."""
+    which attaches the record to the person we know).
+
+    The event is about running, not travel: the person's interest in running (and in its parents)
+    then always outranks travel. Equal by the events, the two would be ranked by the last bit of
+    their separately summed accumulators, which varies from person to person and, as both decay,
+    from one lookup to the next, moving travel into or out of a top k between two reads."""
     user_id, device = f"u-{secrets.token_hex(5)}", f"dev-{secrets.token_hex(6)}"
     consent = {"purposes": ["personalization"] if statement is None else statement}
-    send(
-        server,
-        partner.token,
-        [_event(userId=user_id, anonymousId=device, context={"traits": {"email": person.email}, "consent": consent})],
+    event = _event(
+        userId=user_id,
+        anonymousId=device,
+        context={"traits": {"email": person.email}, "consent": consent},
+        properties={"topics": [RUNNING, SENSITIVE]},
     )
+    send(server, partner.token, [event])
     person.user_ids[partner.id] = user_id
     person.devices[partner.id] = device
     return person

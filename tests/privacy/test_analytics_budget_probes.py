@@ -43,6 +43,9 @@ def budget_server(
         anonymity_threshold=str(K),
         segment_poll_seconds="0.2",
         analytics_releases_per_period=str(RELEASES),
+        # The longest period (366 UTC days from 1970-01-01): a test that spent its key's releases
+        # on one side of a UTC midnight would find them given back on the other.
+        analytics_period_days="366",
     ) as server:
         yield server
 

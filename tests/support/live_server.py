@@ -70,8 +70,9 @@ class LiveServer:
     def log_text(self) -> str:
         return self.log_path.read_text(encoding="utf-8", errors="replace")
 
-    def log_lines_containing(self, marker: str, *, timeout_s: float = 5.0) -> list[str]:
-        """The request line is written just after the response is sent, so wait for it briefly."""
+    def log_lines_containing(self, marker: str, *, timeout_s: float = 30.0) -> list[str]:
+        """The request line is written just after the response is sent, so wait for it (returning as
+        soon as it is there: the bound is for a loaded machine, not the usual wait)."""
         deadline = time.monotonic() + timeout_s
         while True:
             lines = [line for line in self.log_text().splitlines() if marker in line]

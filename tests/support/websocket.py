@@ -16,7 +16,7 @@ from websockets.typing import Subprotocol
 from tests.support.live_server import LiveServer
 
 TRANSPORT_WS = Subprotocol("graphql-transport-ws")
-WAIT_S = 10.0
+WAIT_S = 30.0  # as long as ``LiveServer.graphql`` waits for an answer over HTTP
 
 
 def ws_url(server: LiveServer) -> str:
@@ -87,7 +87,9 @@ class TransportSocket:
 def transport_socket(server: LiveServer, token: str | None) -> Iterator[TransportSocket]:
     """An acknowledged graphql-transport-ws connection."""
     headers = {"authorization": f"Bearer {token}"} if token else {}
-    with connect(ws_url(server), subprotocols=[TRANSPORT_WS], additional_headers=headers, open_timeout=5) as socket:
+    with connect(
+        ws_url(server), subprotocols=[TRANSPORT_WS], additional_headers=headers, open_timeout=WAIT_S
+    ) as socket:
         socket.send(json.dumps({"type": "connection_init"}))
         acknowledged = json.loads(socket.recv(timeout=WAIT_S))
         if acknowledged.get("type") != "connection_ack":
