@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -275,6 +275,7 @@ def test_audience_purge_counts_then_deletes(
 ) -> None:
     """Run as an operator runs it, under the real clock: data written in 2024 is long expired."""
     expired_everywhere(runtime)
+    today = event_of_today(runtime)
     env = {
         "AUDIENCE_DATABASE_URL": database_url,
         "AUDIENCE_KEYRING": dumps_keyring(keyring),
@@ -291,14 +292,16 @@ def test_audience_purge_counts_then_deletes(
     assert count(runtime, EventRow) == events
     done = run_audience("purge", directory=tmp_path, env=env)
     assert done.returncode == 0, done.stderr
-    assert count(runtime, EventRow) == 1, "only the event dated after the real clock's cutoff"
+    kept = count(runtime, EventRow)
+    assert count(runtime, EventRow, EventRow.occurred_at.between(today - DAY, today)) == 1, "an event of today stays"
+    assert kept <= 2, "and at most the one dated 2027-02-26, until the real clock's cutoff passes it"
     assert count(runtime, SubjectRequestRow, SubjectRequestRow.closed_at.is_not(None)) == 0
     for output in (dry.stdout, done.stdout):
-        assert events_row(output) == str(events - 1)
+        assert events_row(output) == str(events - kept)
     again = run_audience("purge", directory=tmp_path, env=env)
     assert again.returncode == 0
     assert events_row(again.stdout) == "0"
-    assert count(runtime, EventRow) == 1
+    assert count(runtime, EventRow) == kept
 
 
 def events_row(output: str) -> str:
@@ -310,6 +313,7 @@ def events_row(output: str) -> str:
 def test_the_server_purges_on_its_own(database_url: str, runtime: Runtime, keyring: Keyring, tmp_path: Path) -> None:
     """A live server with a short interval and expired data: the data goes, with a log line of counts."""
     expired_everywhere(runtime)
+    today = event_of_today(runtime)
     with serving(
         directory=tmp_path / "server", database_url=database_url, keyring=keyring, retention_interval_seconds="1"
     ) as server:
@@ -318,7 +322,9 @@ def test_the_server_purges_on_its_own(database_url: str, runtime: Runtime, keyri
         while count(runtime, EventRow, expired) and time.monotonic() < deadline:
             time.sleep(0.1)
         assert count(runtime, EventRow, expired) == 0
-        assert count(runtime, EventRow) == 1, "the event dated after the real clock's cutoff stays"
+        assert count(runtime, EventRow, EventRow.occurred_at.between(today - DAY, today)) == 1, (
+            "an event of today stays"
+        )
         lines = server.log_lines_containing('"retention purge"', timeout_s=30)
     logged = json.loads(lines[0])
     assert logged["outcome"] == "done"
@@ -339,6 +345,13 @@ def expired_everywhere(runtime: Runtime) -> None:
         unit.session.add(request_row(received=NOW - 10 * DAY, closed=NOW))
         unit.session.add(request_row(received=later, closed=None))
         unit.session.add(receipt_row(NOW))
+
+
+def event_of_today(runtime: Runtime) -> datetime:
+    """An event of a minute ago under the real clock, which no purge under that clock removes; returns now."""
+    today = datetime.now(UTC)
+    assert ingest(at(runtime, today), [event(email="ben@example.org", timestamp=today - timedelta(minutes=1))]).accepted
+    return today
 
 
 def request_row(*, received: datetime, closed: datetime | None) -> SubjectRequestRow:
