@@ -25,6 +25,7 @@ from server.runtime import UnitOfWork
 from server.storage.locks import serialize_identity_writes
 from server.storage.stale_sketches import drop_sketches_of_subjects
 from server.storage.subject_tables import SUBJECTS, ErasePolicy
+from server.storage.tables import GrantAudienceRow
 
 __all__ = ["AUDIT_ACTION", "erase_subjects"]
 
@@ -57,6 +58,8 @@ def erase_subjects(
         rows_removed[table.name] = removed
         if step.policy is ErasePolicy.SHRED:
             keys_destroyed += removed
+    audience = GrantAudienceRow.__tablename__
+    rows_removed[audience] = rows_removed.get(audience, 0) + erasure.audiences_left
     receipt = write_receipt(
         session,
         request_id=request_id,

@@ -48,6 +48,9 @@ class Erasure:
     now: datetime
     suppressed: int = 0
     """Identifier pseudonyms newly added to the suppression list."""
+    audiences_left: int = 0
+    """Partner audience rows (``grant_audience``) the notify step ended as it told the partners: the
+    table's own step then finds none, and the receipt counts these for it."""
 
     def chunks(self) -> Iterator[list[int]]:
         for start in range(0, len(self.subject_ids), CHUNK):
@@ -122,7 +125,7 @@ def _unlink(erasure: Erasure, declared: SubjectTable) -> int:
 def _notify_then_unlink(erasure: Erasure, declared: SubjectTable) -> int:
     """Partners told the subject was in a segment are told it left, under the pseudonym they know
     (Art. 17(2), 19); then the log forgets whose entries they were."""
-    exit_subjects(erasure.session, erasure.subject_ids, now=erasure.now)
+    erasure.audiences_left += exit_subjects(erasure.session, erasure.subject_ids, now=erasure.now)
     return unlink_changes(erasure.session, erasure.subject_ids)
 
 
