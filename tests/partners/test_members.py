@@ -9,11 +9,10 @@ from server.partners.cursors import MEMBERS_KIND
 from tests.partners import seed
 from tests.partners.visitors import (
     all_members,
-    known_person,
     members_page,
     partner_app,
+    people_sent_by,
     record_consent,
-    sent_by,
     subject_of,
 )
 from tests.support.live_server import LiveServer
@@ -21,13 +20,7 @@ from tests.support.live_server import LiveServer
 
 def _people(server: LiveServer, partner_count: int = 1, people: int = 5):  # type: ignore[no-untyped-def]
     partners = [partner_app(server) for _ in range(partner_count)]
-    persons = []
-    for _ in range(people):
-        person = known_person(server, events=1)
-        for partner in partners:
-            sent_by(server, partner, person)
-        persons.append(person)
-    return partners, persons
+    return partners, people_sent_by(server, partners, people)
 
 
 def test_pages_are_stable_while_members_enter_and_leave(live_server: LiveServer) -> None:

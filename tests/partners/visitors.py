@@ -118,6 +118,17 @@ def sent_by(server: LiveServer, partner: PartnerApp, person: Person, *, statemen
     return person
 
 
+def people_sent_by(server: LiveServer, partners: list[PartnerApp], count: int) -> list[Person]:
+    """``count`` people we know first-hand (one event each), each sent by every one of ``partners``."""
+    persons = []
+    for _ in range(count):
+        person = known_person(server, events=1)
+        for partner in partners:
+            sent_by(server, partner, person)
+        persons.append(person)
+    return persons
+
+
 def subject_of(server: LiveServer, partner: PartnerApp, person: Person) -> int:
     with server.runtime.sessions() as session:
         found = subject_in_partner_scope(

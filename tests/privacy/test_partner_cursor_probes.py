@@ -24,10 +24,9 @@ from tests.partners import seed
 from tests.partners.visitors import (
     PartnerApp,
     changes_page,
-    known_person,
     members_page,
     partner_app,
-    sent_by,
+    people_sent_by,
     subject_of,
     visible_person,
 )
@@ -54,12 +53,7 @@ def _refused(page: dict[str, Any]) -> list[tuple[str, str, str]]:
 def _granted_segment(server: LiveServer, partners: list[PartnerApp], people: int = 3) -> tuple[str, list[int]]:
     """A segment granted to every one of ``partners``, whose members every one of them sent."""
     runtime = server.runtime
-    persons = []
-    for _ in range(people):
-        person = known_person(server, events=1)
-        for partner in partners:
-            sent_by(server, partner, person)
-        persons.append(person)
+    persons = people_sent_by(server, partners, people)
     subjects = sorted(subject_of(server, partners[0], person) for person in persons)
     segment_id, name = seed.segment(runtime)
     grants = [seed.grant(runtime, segment_id, partner.id, Purpose.PERSONALIZATION) for partner in partners]
