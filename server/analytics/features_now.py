@@ -13,25 +13,21 @@ never leave this module's caller, which reduces them to counts before ``release`
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 import polars as pl
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from server.analytics.population import countable_members
 from server.analytics.sizes import known_segment
 from server.profiles.config import ProfileConfig
-from server.profiles.partitions import partitions_of
 from server.profiles.tiers import latest_cut_points
-from server.segments.evaluate import SUBJECTS_PER_PARTITION, scope_inputs
+from server.segments.evaluate import population_partitions, scope_inputs
 from server.segments.rule_frame import Needs, rule_frame
 from server.segments.scope import Scope
 from server.storage.arrow_reads import SessionReader
-from server.storage.tables import ProfileSummaryRow
 from server.taxonomy.taxonomy import Taxonomy
 
 __all__ = ["Population", "countable_features", "population_of"]
@@ -75,7 +71,6 @@ def countable_features(
     if population.segment_id is not None:
         members = countable_members(SessionReader(session), [population.segment_id])["subject_id"]
     cut_points = latest_cut_points(session)
-    profiles = int(session.scalar(select(func.count()).select_from(ProfileSummaryRow)) or 0)
     frames = [
         rule_frame(
             scope_inputs(session, Scope.of_partition(partition), within=members),
@@ -87,6 +82,6 @@ def countable_features(
         )
         .select(columns)
         .collect()
-        for partition in partitions_of(max(1, math.ceil(profiles / SUBJECTS_PER_PARTITION)))
+        for partition in population_partitions(session)
     ]
     return pl.concat(frames)

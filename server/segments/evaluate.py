@@ -35,7 +35,7 @@ from server.auth.principal import SYSTEM_ACTOR
 from server.observability.logs import failure_fields
 from server.profiles.features import FeatureInputs
 from server.profiles.inputs import feature_inputs
-from server.profiles.partitions import partitions_of
+from server.profiles.partitions import Partition, partitions_of
 from server.profiles.tiers import latest_cut_points
 from server.runtime import Runtime, UnitOfWork
 from server.segments.memberships import MEMBER_SCHEMA, stored_members, update_audiences, write_stays
@@ -67,6 +67,7 @@ __all__ = [
     "evaluate_scope",
     "evaluate_subjects",
     "evaluated_subjects",
+    "population_partitions",
     "scope_inputs",
 ]
 
@@ -99,6 +100,13 @@ def evaluated_subjects(session: Session, scope: Scope) -> list[int]:
         f"AND {may_profile('s.subject_id')} ORDER BY s.subject_id"
     )
     return [int(row[0]) for row in session.execute(statement, params)]
+
+
+def population_partitions(session: Session) -> list[Partition]:
+    """The partitions a whole-population read goes through: one per ``SUBJECTS_PER_PARTITION``
+    profiles (evaluations, previews and analysts' distributions all read the population so)."""
+    profiles = int(session.scalar(select(func.count()).select_from(ProfileSummaryRow)) or 0)
+    return partitions_of(max(1, math.ceil(profiles / SUBJECTS_PER_PARTITION)))
 
 
 def scope_inputs(session: Session, scope: Scope, *, within: pl.Series | None = None) -> FeatureInputs:
@@ -198,14 +206,14 @@ def evaluate_population(
         plan = plan_of(segments, select=lambda segment, _rule: segment.id in grown)
         if not plan.selected:
             return EvaluationRun(0, {}, 0, 0, 0)
-        profiles = int(session.scalar(select(func.count()).select_from(ProfileSummaryRow)) or 0)
+        partitions = population_partitions(session)
     with runtime.unit_of_work(SYSTEM_ACTOR) as unit:
         as_of = unit.clock()
         mark_started(unit.session, plan.selected, now=as_of)
-    count = max(1, math.ceil(profiles / SUBJECTS_PER_PARTITION))
+    count = len(partitions)
     changes = 0
     try:
-        for index, partition in enumerate(partitions_of(count)):
+        for index, partition in enumerate(partitions):
             with runtime.unit_of_work(SYSTEM_ACTOR) as unit:
                 serialize_segment_evaluation(unit.session)
                 deltas = evaluate_scope(unit, Scope.of_partition(partition), plan, as_of=as_of, taxonomy=taxonomy)

@@ -8,7 +8,6 @@ down by a feature (and suppress small cells) without members ever leaving this f
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,22 +15,19 @@ from datetime import datetime
 from typing import Final
 
 import polars as pl
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from server.profiles.config import ProfileConfig
-from server.profiles.partitions import partitions_of
 from server.profiles.tiers import latest_cut_points
 from server.runtime import UnitOfWork
 from server.segments.compile import compile_rule
 from server.segments.definitions import check_rule
-from server.segments.evaluate import SUBJECTS_PER_PARTITION, scope_inputs
+from server.segments.evaluate import population_partitions, scope_inputs
 from server.segments.memberships import stored_members
 from server.segments.rule_frame import needs_of, rule_frame, segment_column
 from server.segments.rules import Rule
 from server.segments.scope import Scope
 from server.segments.store import stored_segments
-from server.storage.tables import ProfileSummaryRow
 from server.taxonomy.taxonomy import Taxonomy
 
 __all__ = ["BREAKDOWNS", "Preview", "count_matching", "matching_frames", "preview_rule"]
@@ -47,8 +43,7 @@ def matching_frames(
     by_name = {segment.name: segment.id for segment in stored_segments(session)}
     named = {name: by_name[name] for name in needs.segments if name in by_name}
     cut_points = latest_cut_points(session)
-    profiles = int(session.scalar(select(func.count()).select_from(ProfileSummaryRow)) or 0)
-    for partition in partitions_of(max(1, math.ceil(profiles / SUBJECTS_PER_PARTITION))):
+    for partition in population_partitions(session):
         scope = Scope.of_partition(partition)
         frame = rule_frame(
             scope_inputs(session, scope),
