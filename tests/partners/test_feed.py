@@ -129,11 +129,14 @@ def test_the_subscription_pushes_entries_and_stops_when_the_key_is_revoked(live_
         assert "data" not in ended[0]["payload"] or ended[0]["payload"]["data"] is None
 
 
-def test_the_subscription_resumes_from_a_cursor_and_refuses_a_bad_one(live_server: LiveServer) -> None:
+def test_the_subscription_resumes_from_a_cursor_and_refuses_a_bad_or_lent_one(live_server: LiveServer) -> None:
     partner = partner_app(live_server)
     visible_person(live_server, partner)
     second = visible_person(live_server, partner)
     first_cursor = changes_page(live_server, partner.token, first=1)["pageInfo"]["endCursor"]
+    other = partner_app(live_server)
+    visible_person(live_server, other)
+    lent = changes_page(live_server, other.token, first=1)["pageInfo"]["endCursor"]
     with transport_socket(live_server, partner.token) as socket:
         _subscribe(socket, "resume", after=first_cursor)
         [resumed] = _next_payloads(socket, "resume", 1)
@@ -142,3 +145,9 @@ def test_the_subscription_resumes_from_a_cursor_and_refuses_a_bad_one(live_serve
         [refused] = _next_payloads(socket, "bad", 1)
         errors = refused["payload"] if refused["type"] == "error" else refused["payload"]["errors"]
         assert [e["extensions"]["code"] for e in errors] == ["BAD_CURSOR"]
+        # A real cursor, but sealed for another partner: refused on the socket as over HTTP.
+        _subscribe(socket, "lent", after=lent)
+        [refused] = _next_payloads(socket, "lent", 1)
+        errors = refused["payload"] if refused["type"] == "error" else refused["payload"]["errors"]
+        assert [e["extensions"]["code"] for e in errors] == ["BAD_CURSOR"]
+        assert lent not in json.dumps(refused)
